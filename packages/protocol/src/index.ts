@@ -1,0 +1,8 @@
+export * from "./gen/farm/v1/api_pb.js";
+export * from "./gen/farm/v1/stage_pb.js";
+export * from "./gen/farm/v1/tensor_pb.js";
+export * from "./tensor-codec.js";
+export { grpcServiceDefinition } from "./grpc-service.js";
+export { farmDescriptorSet } from "./descriptor-set.js";
+export { stageName, stagePool, stageOutputSize, type Pool } from "./stages.js";
+export { create, fromBinary, toBinary, clone, toJson } from "@bufbuild/protobuf";
