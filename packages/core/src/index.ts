@@ -1,0 +1,12 @@
+export * from "./config.js";
+export { createLogger, type Logger } from "./logger.js";
+export { FarmError, GrpcStatus, toFarmError } from "./errors.js";
+export * from "./nats.js";
+export { JobStore, isTerminal, TERMINAL_STATES } from "./job-store.js";
+export { publishEvent, subscribeEvents } from "./events.js";
+export { failJob, recordImage } from "./job-progress.js";
+export { ObjectStore, renderKey, inputKey } from "./object-store.js";
+export { createRegistry, serveMetrics, WorkerMetrics } from "./metrics.js";
+export { Shutdown } from "./shutdown.js";
+export { StageWorker, type StageHandler, type StageOutput, type TaskContext, type StageWorkerOptions } from "./stage-worker.js";
+export { runWorker, loadWorkerConfig, type WorkerConfig } from "./worker-main.js";

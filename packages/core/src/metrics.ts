@@ -1,0 +1,103 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/**
+ * One registry per process. prom-client's default process metrics are kept except the nodejs_active_*_total
+ * gauges, whose `_total` suffix on a gauge fails `promtool check metrics`.
+ */
+export function createRegistry(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
+    registry.removeSingleMetric(name);
+  }
+  return registry;
+}
+
+const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/** The metrics every stage worker exports (labels: pool, stage, bundle, outcome). */
+export class WorkerMetrics {
+  readonly tasks: Counter<"pool" | "stage" | "outcome">;
+  readonly stageSeconds: Histogram<"pool" | "stage" | "bundle">;
+  readonly queueWaitSeconds: Histogram<"pool" | "stage">;
+  readonly batchSize: Histogram<"pool" | "stage">;
+  readonly inFlight: Gauge<"pool">;
+  readonly jobSeconds: Histogram<"kind" | "outcome">;
+  readonly bundleInfo: Gauge<"pool" | "bundle">;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.tasks = new Counter({
+      name: "unclip_tasks_total",
+      help: "Stage tasks handled, by outcome: ok, retried, failed, cancelled.",
+      labelNames: ["pool", "stage", "outcome"],
+      registers,
+    });
+    this.stageSeconds = new Histogram({
+      name: "unclip_stage_duration_seconds",
+      help: "Time to run a stage for one batch, from the batch's start to its outputs being stored.",
+      labelNames: ["pool", "stage", "bundle"],
+      buckets: latencyBuckets,
+      registers,
+    });
+    this.queueWaitSeconds = new Histogram({
+      name: "unclip_queue_wait_seconds",
+      help: "Time a task waited in its stage's queue before a worker started it.",
+      labelNames: ["pool", "stage"],
+      buckets: latencyBuckets,
+      registers,
+    });
+    this.batchSize = new Histogram({
+      name: "unclip_batch_size",
+      help: "Tasks run together in one model batch.",
+      labelNames: ["pool", "stage"],
+      buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers,
+    });
+    this.inFlight = new Gauge({
+      name: "unclip_tasks_in_flight",
+      help: "Tasks this worker holds (running or waiting to be batched).",
+      labelNames: ["pool"],
+      registers,
+    });
+    this.jobSeconds = new Histogram({
+      name: "unclip_job_duration_seconds",
+      help: "End-to-end job latency, from admission to the last image stored.",
+      labelNames: ["kind", "outcome"],
+      buckets: latencyBuckets,
+      registers,
+    });
+    this.bundleInfo = new Gauge({
+      name: "unclip_model_bundle_info",
+      help: "The model bundle a worker serves (value is always 1).",
+      labelNames: ["pool", "bundle"],
+      registers,
+    });
+  }
+}
+
+/** Serves GET /metrics (Prometheus text format) and GET /healthz. Port 0 picks a free port. */
+export async function serveMetrics(registry: Registry, port: number, host = "0.0.0.0"): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    if (req.url === "/metrics") {
+      registry
+        .metrics()
+        .then((text) => {
+          res.writeHead(200, { "Content-Type": registry.contentType });
+          res.end(text);
+        })
+        .catch((err: Error) => {
+          res.writeHead(500).end(err.message);
+        });
+    } else if (req.url === "/healthz") {
+      res.writeHead(200).end("ok\n");
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, host, resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}

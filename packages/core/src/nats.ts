@@ -1,0 +1,107 @@
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { Pool } from "@unclip/protocol";
+
+/** Work-queue stream that holds every stage task; one subject per pool. */
+export const TASK_STREAM = "FARM_TASKS";
+export const JOB_BUCKET = "farm_jobs";
+
+export const taskSubject = (pool: Pool): string => `farm.tasks.${pool}`;
+export const eventSubject = (jobId: string): string => `farm.events.${jobId}`;
+/** Core-NATS broadcast of a cancelled job id, so workers abort its in-flight tasks at once. */
+export const CANCEL_SUBJECT = "farm.control.cancel";
+export const poolConsumer = (pool: Pool): string => `pool-${pool}`;
+
+export interface FarmConnection {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly jobs: KV;
+}
+
+export interface ConsumerSettings {
+  /** How long a delivered task may go without ack or heartbeat before JetStream redelivers it. */
+  ackWaitMs: number;
+  /** Deliveries before a task is given up (its job then fails). */
+  maxDeliver: number;
+}
+
+export async function connectFarm(url: string, name: string, opts: { jobTtlSeconds?: number } = {}): Promise<FarmConnection> {
+  const nc = await connect({ servers: url, name, maxReconnectAttempts: -1 });
+  const jsm = await jetstreamManager(nc);
+  await ensureTaskStream(jsm);
+  const jobs = await new Kvm(nc).create(JOB_BUCKET, {
+    history: 1,
+    ttl: (opts.jobTtlSeconds ?? 7 * 24 * 3600) * 1000,
+    storage: StorageType.File,
+  });
+  return { nc, js: jetstream(nc), jsm, jobs };
+}
+
+async function ensureTaskStream(jsm: JetStreamManager): Promise<void> {
+  const config = {
+    name: TASK_STREAM,
+    subjects: ["farm.tasks.>"],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    // A redelivered task republishes its successor with the same id; the window absorbs that duplicate.
+    duplicate_window: 10 * 60 * 1_000_000_000,
+  };
+  try {
+    await jsm.streams.info(TASK_STREAM);
+    await jsm.streams.update(TASK_STREAM, config);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await jsm.streams.add(config).catch(async (e) => {
+      // Another process created it between our info and add.
+      if (!String(e).includes("already in use")) throw e;
+    });
+  }
+}
+
+/** Creates or updates the durable pull consumer that a pool's workers share. */
+export async function ensurePoolConsumer(jsm: JetStreamManager, pool: Pool, settings: ConsumerSettings): Promise<string> {
+  const name = poolConsumer(pool);
+  const config = {
+    durable_name: name,
+    filter_subject: taskSubject(pool),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: settings.ackWaitMs * 1_000_000,
+    max_deliver: settings.maxDeliver,
+    max_ack_pending: 10_000,
+  };
+  try {
+    await jsm.consumers.info(TASK_STREAM, name);
+    await jsm.consumers.update(TASK_STREAM, name, config);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await jsm.consumers.add(TASK_STREAM, config);
+  }
+  return name;
+}
+
+function isNotFound(err: unknown): boolean {
+  return /not found/i.test(String((err as Error)?.message ?? err));
+}
+
+/** Tasks waiting (not yet delivered) plus delivered but unacknowledged, per pool: the autoscaling signal. */
+export async function poolBacklog(jsm: JetStreamManager, pool: Pool): Promise<{ pending: number; inFlight: number }> {
+  try {
+    const info = await jsm.consumers.info(TASK_STREAM, poolConsumer(pool));
+    return { pending: info.num_pending, inFlight: info.num_ack_pending };
+  } catch (err) {
+    if (isNotFound(err)) return { pending: 0, inFlight: 0 };
+    throw err;
+  }
+}

@@ -1,0 +1,363 @@
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { Subscription } from "@nats-io/transport-node";
+import {
+  create,
+  fromBinary,
+  stageName,
+  stageOutputSize,
+  stagePool,
+  toBinary,
+  StageStartedSchema,
+  StageTaskSchema,
+  StageTimingSchema,
+  StepProgressSchema,
+  type Pool,
+  type Stage,
+  type StageTask,
+  type StageTiming,
+  type Tensor,
+} from "@unclip/protocol";
+import { FarmError, GrpcStatus, toFarmError } from "./errors.js";
+import { publishEvent } from "./events.js";
+import { failJob, imageRef, markRunning, recordImage, stageFinishedEvent } from "./job-progress.js";
+import { isTerminal, JobStore } from "./job-store.js";
+import type { Logger } from "./logger.js";
+import type { WorkerMetrics } from "./metrics.js";
+import { CANCEL_SUBJECT, ensurePoolConsumer, taskSubject, TASK_STREAM, type FarmConnection } from "./nats.js";
+import { renderKey, type ObjectStore } from "./object-store.js";
+import { TaskBatcher } from "./task-batcher.js";
+
+/** What a stage produced for one task: an embedding for the next stage, or an image (PNG) to store. */
+export type StageOutput = { embedding: Tensor } | { png: Uint8Array };
+
+export interface TaskContext {
+  readonly task: StageTask;
+  readonly stage: Stage;
+  /** 1 on first delivery. */
+  readonly attempt: number;
+  /** Reports diffusion progress (step of total) to the job's watchers. */
+  progress(step: number, total: number): void;
+}
+
+/** A stage's model code. The runtime owns pulling, batching, acks, heartbeats, storage, routing and shutdown. */
+export interface StageHandler {
+  readonly pool: Pool;
+  /** name@version of the model bundle, for logs, metrics and job records. */
+  readonly bundle: string;
+  /** Tasks with equal keys can run as one model batch (same stage, steps, guidance, sampler, …). */
+  batchKey(task: StageTask): string;
+  /**
+   * Runs one batch; returns one output or Error per task, in order. A FarmError that is not retryable fails the
+   * job at once; other errors are retried on another delivery. `signal` aborts when the worker is forced to stop
+   * or every task of the batch was cancelled.
+   */
+  run(batch: readonly TaskContext[], signal: AbortSignal): Promise<(StageOutput | Error)[]>;
+}
+
+/** Runtime options, all durations in milliseconds. */
+export interface StageWorkerOptions {
+  /** Most tasks run as one batch (default 4). */
+  maxBatch: number;
+  /** How long the first task of a batch waits for more to arrive (default 20). */
+  maxWaitMs: number;
+  /** JetStream redelivers a task not acked (or heartbeated) within this time (default 30000). */
+  ackWaitMs: number;
+  /** Deliveries before a task and its job are given up (default 5). */
+  maxDeliver: number;
+  /** Delay before a failed task is redelivered (default 1000). */
+  retryDelayMs: number;
+  /** On shutdown, how long in-flight work may finish before it is aborted and released (default 20000). */
+  graceMs: number;
+  workerName: string;
+}
+
+enum State {
+  Running,
+  Stopping,
+  Draining,
+  Stopped,
+}
+
+interface Held {
+  task: StageTask;
+  stage: Stage;
+  receivedAt: number;
+}
+
+export class StageWorker {
+  private state = State.Running;
+  private readonly jobs: JobStore;
+  private readonly batcher: TaskBatcher<Held>;
+  private messages: ConsumerMessages | undefined;
+  private readonly subscriptions: Subscription[] = [];
+  private readonly cancelled = new Set<string>();
+  private readonly forceStop = new AbortController();
+  private loop: Promise<void> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private inFlight: JsMsg[] = [];
+
+  constructor(
+    private readonly conn: FarmConnection,
+    private readonly store: ObjectStore,
+    private readonly handler: StageHandler,
+    private readonly opts: StageWorkerOptions,
+    private readonly log: Logger,
+    private readonly metrics: WorkerMetrics,
+  ) {
+    this.jobs = new JobStore(conn.jobs);
+    this.batcher = new TaskBatcher(opts.maxBatch, opts.maxWaitMs);
+  }
+
+  async start(): Promise<void> {
+    const { pool } = this.handler;
+    const consumerName = await ensurePoolConsumer(this.conn.jsm, pool, this.opts);
+    this.metrics.bundleInfo.set({ pool, bundle: this.handler.bundle }, 1);
+    this.subscriptions.push(
+      this.conn.nc.subscribe(CANCEL_SUBJECT, { callback: (_e, m) => this.noteCancelled(m.string()) }),
+      this.conn.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${TASK_STREAM}.${consumerName}`, {
+        queue: `advisories-${pool}`,
+        callback: (_e, m) => void this.onMaxDeliveries(m.json<{ stream_seq: number; deliveries: number }>()),
+      }),
+    );
+    const consumer = await this.conn.js.consumers.get(TASK_STREAM, consumerName);
+    // The client keeps up to maxBatch tasks delivered ahead, so the next batch can fill while one runs.
+    this.messages = await consumer.consume({ max_messages: this.opts.maxBatch, expires: 30_000 });
+    this.heartbeat = setInterval(() => this.beat(), Math.max(200, this.opts.ackWaitMs / 3));
+    void this.pump(this.messages);
+    this.loop = this.run();
+    this.log.info({ pool, consumer: consumerName, bundle: this.handler.bundle, ...this.opts }, "worker started");
+  }
+
+  /** RUNNING → STOPPING (no new tasks) → DRAINING (finish, or abort after graceMs and release) → STOPPED. */
+  async stop(): Promise<void> {
+    if (this.state !== State.Running) return this.loop;
+    this.state = State.Stopping;
+    await this.messages?.close().catch(() => undefined);
+    for (const msg of this.batcher.drain()) msg.nak();
+    this.batcher.close();
+    this.state = State.Draining;
+    const grace = setTimeout(() => {
+      this.log.warn({ graceMs: this.opts.graceMs }, "in-flight tasks did not finish in time: aborting and releasing them");
+      this.forceStop.abort(new FarmError(GrpcStatus.UNAVAILABLE, "worker shutting down", true));
+    }, this.opts.graceMs);
+    await this.loop;
+    clearTimeout(grace);
+    clearInterval(this.heartbeat);
+    for (const sub of this.subscriptions) sub.unsubscribe();
+    this.state = State.Stopped;
+  }
+
+  private noteCancelled(jobId: string): void {
+    // Only recent cancellations matter (tasks still in flight); keep the set bounded.
+    if (this.cancelled.size >= 10_000) this.cancelled.delete(this.cancelled.values().next().value!);
+    this.cancelled.add(jobId);
+  }
+
+  private async pump(messages: ConsumerMessages): Promise<void> {
+    for await (const msg of messages) {
+      if (this.state !== State.Running) {
+        msg.nak();
+        continue;
+      }
+      let task: StageTask;
+      try {
+        task = fromBinary(StageTaskSchema, msg.data);
+      } catch (err) {
+        this.log.error({ err, seq: msg.seq }, "undecodable task: dropping it");
+        msg.term("undecodable StageTask");
+        continue;
+      }
+      const stage = task.route[0];
+      if (stage === undefined || stagePool(stage) !== this.handler.pool) {
+        await failJob(this.jobs, this.conn.nc, task.jobId, `internal error: task routed to the ${this.handler.pool} pool with route [${task.route.map(stageName)}]`);
+        msg.term("misrouted");
+        continue;
+      }
+      this.metrics.inFlight.inc({ pool: this.handler.pool });
+      this.batcher.push(msg, { task, stage, receivedAt: Date.now() }, `${stage}|${this.handler.batchKey(task)}`);
+    }
+  }
+
+  private async run(): Promise<void> {
+    for (;;) {
+      const batch = await this.batcher.next();
+      if (!batch) return;
+      this.inFlight = batch.map((b) => b.msg);
+      await this.runBatch(batch).catch((err) => {
+        this.log.error({ err }, "batch failed unexpectedly: releasing its tasks");
+        for (const { msg } of batch) msg.nak(this.opts.retryDelayMs);
+      });
+      this.inFlight = [];
+      this.metrics.inFlight.dec({ pool: this.handler.pool }, batch.length);
+    }
+  }
+
+  private beat(): void {
+    for (const msg of [...this.inFlight, ...this.batcher.messages()]) msg.working();
+  }
+
+  private async runBatch(batch: { msg: JsMsg; item: Held }[]): Promise<void> {
+    const { pool } = this.handler;
+    const live: { msg: JsMsg; item: Held }[] = [];
+    for (const entry of batch) {
+      const job = await this.jobs.get(entry.item.task.jobId);
+      if (!job || isTerminal(job)) {
+        this.metrics.tasks.inc({ pool, stage: stageName(entry.item.stage), outcome: "cancelled" });
+        entry.msg.term(job ? "job already ended" : "job not found");
+        continue;
+      }
+      live.push(entry);
+    }
+    if (live.length === 0) return;
+    const stage = live[0]!.item.stage;
+    const labels = { pool, stage: stageName(stage) };
+    const started = Date.now();
+    this.metrics.batchSize.observe(labels, live.length);
+    const contexts: TaskContext[] = live.map(({ msg, item }) => {
+      const { task } = item;
+      this.metrics.queueWaitSeconds.observe(labels, Math.max(0, started - Number(task.enqueuedAtMs)) / 1000);
+      publishEvent(this.conn.nc, task.jobId, {
+        case: "stageStarted",
+        value: create(StageStartedSchema, { stage, index: task.index, worker: this.opts.workerName, attempt: msg.info.deliveryCount }),
+      });
+      if (stage === task.route[0] && task.timings.length === 0) void markRunning(this.jobs, task.jobId);
+      return {
+        task,
+        stage,
+        attempt: msg.info.deliveryCount,
+        progress: (step, total) =>
+          publishEvent(this.conn.nc, task.jobId, { case: "step", value: create(StepProgressSchema, { stage, index: task.index, step, total }) }),
+      };
+    });
+    const { signal, dispose } = this.batchSignal(live.map((l) => l.item.task.jobId));
+    let outputs: (StageOutput | Error)[];
+    try {
+      outputs = await this.handler.run(contexts, signal);
+    } catch (err) {
+      outputs = live.map(() => err as Error);
+    } finally {
+      dispose();
+    }
+    for (let i = 0; i < live.length; i++) {
+      const { msg, item } = live[i]!;
+      await this.finish(msg, item, outputs[i] ?? new Error("stage returned no output"), started).catch((err) => {
+        this.log.error({ err, jobId: item.task.jobId }, "could not hand the task on: it will be redelivered");
+        this.metrics.tasks.inc({ ...labels, outcome: "retried" });
+        msg.nak(this.opts.retryDelayMs);
+      });
+    }
+    this.metrics.stageSeconds.observe({ ...labels, bundle: this.handler.bundle }, (Date.now() - started) / 1000);
+  }
+
+  /** Aborts when the worker is forced to stop, or when every job of the batch is cancelled. */
+  private batchSignal(jobIds: string[]): { signal: AbortSignal; dispose: () => void } {
+    const controller = new AbortController();
+    const check = setInterval(() => {
+      if (jobIds.every((id) => this.cancelled.has(id))) controller.abort(new FarmError(GrpcStatus.CANCELLED, "job cancelled"));
+    }, 100);
+    return { signal: AbortSignal.any([controller.signal, this.forceStop.signal]), dispose: () => clearInterval(check) };
+  }
+
+  private async finish(msg: JsMsg, item: Held, output: StageOutput | Error, started: number): Promise<void> {
+    const { task, stage } = item;
+    const labels = { pool: this.handler.pool, stage: stageName(stage) };
+    if (output instanceof Error) return this.fail(msg, item, output);
+    if (this.cancelled.has(task.jobId)) {
+      this.metrics.tasks.inc({ ...labels, outcome: "cancelled" });
+      msg.term("job cancelled");
+      return;
+    }
+    const timing: StageTiming = create(StageTimingSchema, {
+      stage,
+      index: task.index,
+      seconds: (Date.now() - started) / 1000,
+      queueSeconds: Math.max(0, started - Number(task.enqueuedAtMs)) / 1000,
+      worker: this.opts.workerName,
+    });
+    const next: StageTask = create(StageTaskSchema, {
+      ...task,
+      route: task.route.slice(1),
+      timings: [...task.timings, timing],
+      bundles: [...new Set([...task.bundles, `${stageName(stage)}=${this.handler.bundle}`])],
+      imageEmbedding: undefined,
+      imageKey: "",
+      enqueuedAtMs: BigInt(Date.now()),
+    });
+    let produced;
+    if ("png" in output) {
+      const size = stageOutputSize(stage);
+      const key = renderKey(task.jobId, task.index, size);
+      await this.store.put(key, output.png);
+      produced = imageRef(task.index, size, key, task.seed);
+      next.imageKey = key;
+      if (next.route.length > 0) publishEvent(this.conn.nc, task.jobId, { case: "preview", value: produced });
+    } else {
+      next.imageEmbedding = output.embedding;
+    }
+    publishEvent(this.conn.nc, task.jobId, stageFinishedEvent(timing, produced));
+    const following = next.route[0];
+    if (following !== undefined) {
+      await this.conn.js.publish(taskSubject(stagePool(following)), toBinary(StageTaskSchema, next), {
+        msgID: `${task.jobId}.${task.index}.${stageName(following)}`,
+      });
+    } else if (produced) {
+      const job = await recordImage(this.jobs, this.conn.nc, task, produced, next.timings);
+      if (job && job.images.length >= job.numImages) {
+        this.metrics.jobSeconds.observe({ kind: String(job.kind), outcome: "succeeded" }, (Date.now() - Number(job.createdAtMs)) / 1000);
+      }
+    } else {
+      throw new FarmError(GrpcStatus.INTERNAL, `stage ${stageName(stage)} produced no image but ends the route`);
+    }
+    await msg.ackAck();
+    this.metrics.tasks.inc({ ...labels, outcome: "ok" });
+  }
+
+  private async fail(msg: JsMsg, item: Held, err: Error): Promise<void> {
+    const { task, stage } = item;
+    const labels = { pool: this.handler.pool, stage: stageName(stage) };
+    const farmError = toFarmError(err);
+    const attempts = msg.info.deliveryCount;
+    if (this.forceStop.signal.aborted) {
+      msg.nak();
+      this.metrics.tasks.inc({ ...labels, outcome: "retried" });
+      return;
+    }
+    if (farmError.code === GrpcStatus.CANCELLED || this.cancelled.has(task.jobId)) {
+      msg.term("job cancelled");
+      this.metrics.tasks.inc({ ...labels, outcome: "cancelled" });
+      return;
+    }
+    if (!farmError.retryable || attempts >= this.opts.maxDeliver) {
+      const reason = farmError.retryable
+        ? `the ${stageName(stage)} stage failed ${attempts} times; last error: ${farmError.message}`
+        : `the ${stageName(stage)} stage refused image ${task.index}: ${farmError.message}`;
+      this.log.warn({ jobId: task.jobId, index: task.index, err }, reason);
+      await failJob(this.jobs, this.conn.nc, task.jobId, reason);
+      msg.term(reason.slice(0, 200));
+      this.metrics.tasks.inc({ ...labels, outcome: "failed" });
+      return;
+    }
+    this.log.warn({ jobId: task.jobId, index: task.index, attempts, err }, "task failed: retrying");
+    msg.nak(this.opts.retryDelayMs);
+    this.metrics.tasks.inc({ ...labels, outcome: "retried" });
+  }
+
+  /** A task ran out of deliveries without an answer (its workers kept dying or hanging): fail its job. */
+  private async onMaxDeliveries(advisory: { stream_seq: number; deliveries: number }): Promise<void> {
+    try {
+      const stored = await this.conn.jsm.streams.getMessage(TASK_STREAM, { seq: advisory.stream_seq });
+      if (!stored) return;
+      const task = fromBinary(StageTaskSchema, stored.data);
+      const stage = task.route[0] !== undefined ? stageName(task.route[0]) : "unknown";
+      await failJob(
+        this.jobs,
+        this.conn.nc,
+        task.jobId,
+        `the ${stage} stage of image ${task.index} was delivered ${advisory.deliveries} times without finishing (its workers crashed or timed out)`,
+      );
+      await this.conn.jsm.streams.deleteMessage(TASK_STREAM, advisory.stream_seq);
+    } catch (err) {
+      this.log.error({ err, advisory }, "could not handle a max-deliveries advisory");
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import { hostname } from "node:os";
+import { int, loadCommonConfig, oneOf, str, type CommonConfig, type Env } from "./config.js";
+import { createLogger, type Logger } from "./logger.js";
+import { createRegistry, serveMetrics, WorkerMetrics } from "./metrics.js";
+import { connectFarm } from "./nats.js";
+import { ObjectStore } from "./object-store.js";
+import { Shutdown } from "./shutdown.js";
+import { StageWorker, type StageHandler, type StageWorkerOptions } from "./stage-worker.js";
+
+export interface WorkerConfig extends CommonConfig {
+  readonly worker: StageWorkerOptions;
+  /** Model bundle directory (UNCLIP_BUNDLE). */
+  readonly bundle: string;
+  readonly executionProvider: "cpu" | "cuda";
+  readonly forceMs: number;
+}
+
+export function loadWorkerConfig(env: Env, defaults: { metricsPort: number; maxBatch: number; bundle: string }): WorkerConfig {
+  const common = loadCommonConfig(env, defaults.metricsPort);
+  return {
+    ...common,
+    bundle: str(env, "UNCLIP_BUNDLE", defaults.bundle),
+    executionProvider: oneOf(env, "UNCLIP_EXECUTION_PROVIDER", "cpu", ["cpu", "cuda"] as const),
+    forceMs: int(env, "UNCLIP_SHUTDOWN_FORCE_MS", 60_000, 1_000, 3_600_000),
+    worker: {
+      maxBatch: int(env, "UNCLIP_MAX_BATCH", defaults.maxBatch, 1, 256),
+      maxWaitMs: int(env, "UNCLIP_MAX_WAIT_MS", 20, 0, 60_000),
+      ackWaitMs: int(env, "UNCLIP_ACK_WAIT_MS", 30_000, 1_000, 3_600_000),
+      maxDeliver: int(env, "UNCLIP_MAX_DELIVER", 5, 1, 100),
+      retryDelayMs: int(env, "UNCLIP_RETRY_DELAY_MS", 1_000, 0, 600_000),
+      graceMs: int(env, "UNCLIP_SHUTDOWN_GRACE_MS", 20_000, 0, 3_600_000),
+      workerName: str(env, "UNCLIP_WORKER_NAME", `${hostname()}-${process.pid}`),
+    },
+  };
+}
+
+export interface WorkerDeps {
+  config: WorkerConfig;
+  log: Logger;
+  store: ObjectStore;
+}
+
+/**
+ * The main() of every stage worker: config, logging, metrics, NATS, object store, the stage handler, and a
+ * graceful shutdown on SIGTERM (stop fetching, finish or release in-flight tasks, close connections).
+ */
+export async function runWorker(
+  service: string,
+  defaults: { metricsPort: number; maxBatch: number; bundle: string },
+  makeHandler: (deps: WorkerDeps) => Promise<StageHandler & { close?(): Promise<void> }>,
+  env: Env = process.env,
+): Promise<void> {
+  let config: WorkerConfig;
+  try {
+    config = loadWorkerConfig(env, defaults);
+  } catch (err) {
+    console.error(`${service}: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  const log = createLogger(service, config.logLevel);
+  const shutdown = new Shutdown(log, config.forceMs).installSignalHandlers();
+  try {
+    const registry = createRegistry(service);
+    const metrics = await serveMetrics(registry, config.metricsPort);
+    shutdown.add("metrics server", () => new Promise((resolve) => metrics.server.close(resolve)));
+    const store = new ObjectStore(config.s3);
+    await store.ensureBucket();
+    const conn = await connectFarm(config.natsUrl, `${service}-${config.worker.workerName}`);
+    const handler = await makeHandler({ config, log, store });
+    const worker = new StageWorker(conn, store, handler, config.worker, log, new WorkerMetrics(registry));
+    // Order matters: stop taking tasks and finish in-flight ones before closing the model and the connection.
+    shutdown.add("stage worker", () => worker.stop());
+    if (handler.close) shutdown.add("model", () => handler.close!());
+    shutdown.add("nats", () => conn.nc.drain());
+    await worker.start();
+    log.info({ metricsPort: metrics.port, nats: config.natsUrl, s3: config.s3.endpoint }, `${service} ready`);
+  } catch (err) {
+    log.fatal({ err }, `${service} failed to start`);
+    await shutdown.run();
+    process.exit(1);
+  }
+}
