@@ -1,0 +1,79 @@
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+export interface NatsServerHandle {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  stop(): Promise<void>;
+}
+
+const candidates = ["/usr/bin/nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"];
+
+/** Finds nats-server; installs Debian's package when missing and running as root, otherwise says what to install. */
+export function findNatsServer(): string {
+  const found = () => {
+    try {
+      return execFileSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).trim() || undefined;
+    } catch {
+      return candidates.find((c) => existsSync(c));
+    }
+  };
+  let bin = found();
+  if (bin) return bin;
+  if (process.getuid?.() === 0) {
+    console.error("nats-server is not installed: installing Debian's nats-server package (apt-get)…");
+    execFileSync("sh", ["-c", "apt-get update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq nats-server"], { stdio: "inherit" });
+    bin = found();
+    if (bin) return bin;
+  }
+  throw new Error(
+    "nats-server (2.9 or later, with JetStream) is required: install it with `sudo apt-get install nats-server` " +
+      "or from https://github.com/nats-io/nats-server/releases and put it on the PATH",
+  );
+}
+
+/** Starts nats-server with JetStream on a random port (or the given one) and a fresh store directory. */
+export async function startNatsServer(opts: { port?: number; storeDir?: string } = {}): Promise<NatsServerHandle> {
+  const bin = findNatsServer();
+  const ownDir = !opts.storeDir;
+  const storeDir = opts.storeDir ?? (await mkdtemp(path.join(tmpdir(), "unclip-nats-")));
+  const child = spawn(bin, ["-js", "-a", "127.0.0.1", "-p", String(opts.port ?? -1), "-sd", storeDir], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let log = "";
+    const onData = (chunk: Buffer) => {
+      log += chunk.toString();
+      const m = /Listening for client connections on [\d.]+:(\d+)/.exec(log);
+      if (m && log.includes("Server is ready")) {
+        child.stderr!.off("data", onData);
+        resolve(Number(m[1]));
+      }
+    };
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`nats-server exited with code ${code}:\n${log}`)));
+  });
+  child.stderr!.resume();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    stop: async () => {
+      await stopChild(child);
+      if (ownDir) await rm(storeDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM", forceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill("SIGKILL"), forceMs);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, type WriteStream } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { stopChild } from "./nats-server.js";
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+export type ServiceName = "gateway" | "prior-worker" | "decoder-worker" | "upscale-worker";
+
+export interface ServiceProcess {
+  readonly name: ServiceName;
+  readonly child: ChildProcess;
+  /** Fields of the service's "ready" log line (ports etc.). */
+  readonly ready: Record<string, unknown>;
+  /** Every log line so far, parsed. */
+  readonly logs: Record<string, unknown>[];
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts one service as its own Node process (TypeScript run through tsx) and resolves once it logs that it is
+ * ready. Its JSON log lines are kept, and copied to logFile when given.
+ */
+export async function startService(
+  name: ServiceName,
+  env: Record<string, string>,
+  opts: { logFile?: string; readyTimeoutMs?: number } = {},
+): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "services", name, "src", "main.ts")], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const file: WriteStream | undefined = opts.logFile ? createWriteStream(opts.logFile, { flags: "a" }) : undefined;
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-8000);
+    file?.write(c);
+  });
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    let pending = "";
+    const timer = setTimeout(
+      () => reject(new Error(`${name} did not become ready in ${opts.readyTimeoutMs ?? 60_000} ms\n${stderr}`)),
+      opts.readyTimeoutMs ?? 60_000,
+    );
+    child.stdout!.on("data", (c: Buffer) => {
+      file?.write(c);
+      pending += c.toString();
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      for (const line of lines) {
+        let entry: Record<string, unknown>;
+        try {
+          entry = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        logs.push(entry);
+        if (entry.msg === `${name} ready`) {
+          clearTimeout(timer);
+          resolve(entry);
+        }
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with code ${code} before it was ready\n${stderr}`));
+    });
+  });
+  return {
+    name,
+    child,
+    ready,
+    logs,
+    exited,
+    stop: async (signal: NodeJS.Signals = "SIGTERM") => {
+      await stopChild(child, signal, 30_000);
+      file?.end();
+    },
+  };
+}

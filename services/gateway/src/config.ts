@@ -1,0 +1,23 @@
+import { int, loadCommonConfig, str, type CommonConfig, type Env } from "@unclip/core";
+
+export interface GatewayConfig extends CommonConfig {
+  /** gRPC listen address (UNCLIP_GRPC_HOST, default 0.0.0.0) and port (UNCLIP_GRPC_PORT, default 50051; 0 = any free port). */
+  readonly grpcHost: string;
+  readonly grpcPort: number;
+  /** How long job records are kept (UNCLIP_JOB_TTL_S, default 7 days). */
+  readonly jobTtlSeconds: number;
+  /** Admission refuses new jobs with RESOURCE_EXHAUSTED while a first-stage queue holds more tasks (UNCLIP_MAX_QUEUED_TASKS). */
+  readonly maxQueuedTasks: number;
+  readonly forceMs: number;
+}
+
+export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
+  return {
+    ...loadCommonConfig(env, 9464),
+    grpcHost: str(env, "UNCLIP_GRPC_HOST", "0.0.0.0"),
+    grpcPort: int(env, "UNCLIP_GRPC_PORT", 50051, 0, 65535),
+    jobTtlSeconds: int(env, "UNCLIP_JOB_TTL_S", 7 * 24 * 3600, 60, 365 * 24 * 3600),
+    maxQueuedTasks: int(env, "UNCLIP_MAX_QUEUED_TASKS", 10_000, 1, 10_000_000),
+    forceMs: int(env, "UNCLIP_SHUTDOWN_FORCE_MS", 30_000, 1_000, 3_600_000),
+  };
+}

@@ -1,0 +1,95 @@
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { loadFileDescriptorSetFromBuffer } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { Counter, Gauge } from "prom-client";
+import { connectFarm, createLogger, createRegistry, ObjectStore, poolBacklog, serveMetrics, Shutdown } from "@unclip/core";
+import { farmDescriptorSet, grpcServiceDefinition, UnclipService, type Pool } from "@unclip/protocol";
+import { loadGatewayConfig, type GatewayConfig } from "./config.js";
+import { unclipService } from "./unclip-service.js";
+
+const SERVICE = "gateway";
+const POOLS: Pool[] = ["prior", "decoder", "upscale"];
+
+let config: GatewayConfig;
+try {
+  config = loadGatewayConfig();
+} catch (err) {
+  console.error(`${SERVICE}: ${(err as Error).message}`);
+  process.exit(2);
+}
+const log = createLogger(SERVICE, config.logLevel);
+const shutdown = new Shutdown(log, config.forceMs).installSignalHandlers();
+
+try {
+  const registry = createRegistry(SERVICE);
+  const conn = await connectFarm(config.natsUrl, SERVICE, { jobTtlSeconds: config.jobTtlSeconds });
+  const store = new ObjectStore(config.s3);
+  await store.ensureBucket();
+
+  const requests = new Counter({
+    name: "unclip_grpc_requests_total",
+    help: "gRPC requests handled by the gateway, by method and status code.",
+    labelNames: ["method", "code"],
+    registers: [registry],
+  });
+  const jobs = new Counter({ name: "unclip_jobs_admitted_total", help: "Jobs admitted, by kind.", labelNames: ["kind"], registers: [registry] });
+  new Gauge({
+    name: "unclip_queue_backlog_tasks",
+    help: "Tasks waiting in each pool's queue (not yet delivered to a worker): the autoscaling signal.",
+    labelNames: ["pool"],
+    registers: [registry],
+    async collect() {
+      for (const pool of POOLS) this.set({ pool }, (await poolBacklog(conn.jsm, pool)).pending);
+    },
+  });
+  new Gauge({
+    name: "unclip_queue_in_flight_tasks",
+    help: "Tasks delivered to a pool's workers and not yet acknowledged.",
+    labelNames: ["pool"],
+    registers: [registry],
+    async collect() {
+      for (const pool of POOLS) this.set({ pool }, (await poolBacklog(conn.jsm, pool)).inFlight);
+    },
+  });
+
+  const server = new Server();
+  server.addService(grpcServiceDefinition(UnclipService), unclipService(conn, store, config.maxQueuedTasks, log, { requests, jobs }));
+  const health = new HealthImplementation({ "": "SERVING", [UnclipService.typeName]: "SERVING" });
+  health.addToServer(server);
+  new ReflectionService(loadFileDescriptorSetFromBuffer(Buffer.from(farmDescriptorSet()))).addToServer(server);
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${config.grpcHost}:${config.grpcPort}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
+  const metrics = await serveMetrics(registry, config.metricsPort);
+
+  void (async () => {
+    for await (const s of conn.nc.status()) {
+      if (s.type === "disconnect") health.setStatus(UnclipService.typeName, "NOT_SERVING");
+      if (s.type === "reconnect") health.setStatus(UnclipService.typeName, "SERVING");
+    }
+  })();
+
+  shutdown
+    .add("health", () => {
+      health.setStatus("", "NOT_SERVING");
+      health.setStatus(UnclipService.typeName, "NOT_SERVING");
+    })
+    // Streams of long jobs would hold a graceful shutdown open: give them a few seconds, then cut them.
+    .add("grpc server", () =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), 5_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+    )
+    .add("metrics server", () => new Promise((resolve) => metrics.server.close(resolve)))
+    .add("nats", () => conn.nc.drain());
+  log.info({ grpcPort, metricsPort: metrics.port, nats: config.natsUrl, s3: config.s3.endpoint }, `${SERVICE} ready`);
+} catch (err) {
+  log.fatal({ err }, `${SERVICE} failed to start`);
+  await shutdown.run();
+  process.exit(1);
+}

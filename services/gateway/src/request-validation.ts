@@ -1,0 +1,113 @@
+import { FarmError } from "@unclip/core";
+import { Stage, type OutputOptions, type SamplingOptions } from "@unclip/protocol";
+import sharp, { type Metadata } from "sharp";
+
+export const MAX_PROMPT_CHARS = 500;
+export const MAX_IMAGES = 8;
+export const SIZES = [64, 256, 1024] as const;
+export const MAX_UPLOAD_BYTES = 16 * 1024 * 1024;
+export const MAX_UPLOAD_SIDE = 4096;
+const MAX_URL_TTL_S = 7 * 24 * 3600;
+
+/** The request fields every kind of job shares, validated, with defaults applied. */
+export interface CommonParams {
+  numImages: number;
+  size: number;
+  seed: bigint;
+  sampling: { priorSteps: number; decoderSteps: number; priorGuidance: number; decoderGuidance: number; sampler: string };
+  urlTtlSeconds: number;
+  includeBytes: boolean;
+}
+
+export function validatePrompt(prompt: string, field = "prompt"): string {
+  // protobuf decoding replaces invalid UTF-8 sequences with U+FFFD, so the replacement character marks bad bytes.
+  if (prompt.includes("\uFFFD")) throw FarmError.invalid(`${field} is not valid UTF-8`);
+  const trimmed = prompt.trim();
+  if (trimmed.length === 0) throw FarmError.invalid(`${field} is empty: describe the image you want`);
+  if ([...trimmed].length > MAX_PROMPT_CHARS) {
+    throw FarmError.invalid(`${field} has ${[...trimmed].length} characters; the limit is ${MAX_PROMPT_CHARS}`);
+  }
+  if (/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/.test(trimmed)) throw FarmError.invalid(`${field} contains control characters`);
+  return trimmed;
+}
+
+export function validateCommon(req: {
+  numImages: number;
+  size: number;
+  seed: bigint;
+  sampling?: SamplingOptions;
+  output?: OutputOptions;
+}): CommonParams {
+  const numImages = req.numImages === 0 ? 1 : req.numImages;
+  if (numImages > MAX_IMAGES) throw FarmError.invalid(`num_images is ${numImages}; ask for 1 to ${MAX_IMAGES} images`);
+  const size = req.size === 0 ? 1024 : req.size;
+  if (!(SIZES as readonly number[]).includes(size)) throw FarmError.invalid(`size ${size} is not offered; choose 64, 256 or 1024`);
+  const s = req.sampling;
+  const steps = (v: number | undefined, name: string) => {
+    const n = v ?? 0;
+    if (n > 1000) throw FarmError.invalid(`${name} is ${n}; use 1 to 1000 steps (0 = the model's default)`);
+    return n;
+  };
+  const guidance = (v: number | undefined, name: string) => {
+    const g = v ?? 0;
+    if (!Number.isFinite(g) || g < 0 || (g > 0 && g < 1) || g > 50) {
+      throw FarmError.invalid(`${name} is ${g}; use a guidance scale from 1 to 50 (0 = the model's default)`);
+    }
+    return g;
+  };
+  const sampler = (s?.sampler ?? "").toLowerCase();
+  if (sampler !== "" && sampler !== "ddpm" && sampler !== "ddim") {
+    throw FarmError.invalid(`sampler "${s?.sampler}" is unknown; use "ddpm" or "ddim"`);
+  }
+  const ttl = req.output?.urlTtlSeconds || 3600;
+  if (ttl > MAX_URL_TTL_S) throw FarmError.invalid(`url_ttl_seconds is ${ttl}; the limit is ${MAX_URL_TTL_S} (7 days)`);
+  let seed = req.seed;
+  if (seed === 0n) seed = BigInt.asUintN(63, BigInt(Math.floor(Math.random() * 2 ** 52)) * 2048n + BigInt(Math.floor(Math.random() * 2048)));
+  return {
+    numImages,
+    size,
+    seed,
+    sampling: {
+      priorSteps: steps(s?.priorSteps, "prior_steps"),
+      decoderSteps: steps(s?.decoderSteps, "decoder_steps"),
+      priorGuidance: guidance(s?.priorGuidance, "prior_guidance"),
+      decoderGuidance: guidance(s?.decoderGuidance, "decoder_guidance"),
+      sampler,
+    },
+    urlTtlSeconds: ttl,
+    includeBytes: req.output?.includeBytes ?? false,
+  };
+}
+
+/** Checks an uploaded image: a PNG or JPEG within the size limits. Returns its dimensions. */
+export async function validateImage(bytes: Uint8Array, field: string): Promise<{ width: number; height: number }> {
+  if (bytes.byteLength === 0) throw FarmError.invalid(`${field} is empty: upload a PNG or JPEG image`);
+  if (bytes.byteLength > MAX_UPLOAD_BYTES) {
+    throw FarmError.invalid(`${field} is ${bytes.byteLength} bytes; the limit is ${MAX_UPLOAD_BYTES} (16 MiB)`);
+  }
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes).metadata();
+  } catch {
+    throw FarmError.invalid(`${field} is not a readable image: upload a PNG or JPEG`);
+  }
+  if (meta.format !== "png" && meta.format !== "jpeg") throw FarmError.invalid(`${field} is ${meta.format}; upload a PNG or JPEG`);
+  const { width = 0, height = 0 } = meta;
+  if (width < 8 || height < 8 || width > MAX_UPLOAD_SIDE || height > MAX_UPLOAD_SIDE) {
+    throw FarmError.invalid(`${field} is ${width}x${height} px; sides must be 8 to ${MAX_UPLOAD_SIDE} px`);
+  }
+  return { width, height };
+}
+
+/** The stages after the 64 px decoder that reach the requested size. */
+export function upscaleRoute(size: number): Stage[] {
+  return size >= 1024 ? [Stage.UPSCALE_256, Stage.UPSCALE_1024] : size >= 256 ? [Stage.UPSCALE_256] : [];
+}
+
+const JOB_ID = /^[a-z0-9][a-z0-9-]{7,63}$/;
+
+export function validateJobId(jobId: string): string {
+  if (!jobId) throw FarmError.invalid("job_id is empty");
+  if (!JOB_ID.test(jobId)) throw FarmError.invalid(`job_id "${jobId.slice(0, 80)}" is not a job id of this farm`);
+  return jobId;
+}
