@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+import { readFile } from "node:fs/promises";
+import { Command, InvalidArgumentError } from "commander";
+import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { create, GenerateRequestSchema, CreateVariationsRequestSchema, EditImageRequestSchema, JobState, SamplingOptionsSchema, toJson, JobSchema } from "@unclip/protocol";
+import { UnclipClient } from "./client.js";
+import { RenderProgress } from "./render-progress.js";
+import { formatResult, renderJob, type RenderResult } from "./render-job.js";
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected a whole number");
+  return n;
+};
+const num = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError("expected a number");
+  return n;
+};
+
+const program = new Command("unclip")
+  .description("Talk to an unclip-farm gateway over gRPC")
+  .option("-a, --address <host:port>", "gateway address", process.env.UNCLIP_GATEWAY ?? "127.0.0.1:50051");
+
+const sampling = (cmd: Command) =>
+  cmd
+    .option("-n, --images <n>", "number of images (1-8)", int, 1)
+    .option("-s, --size <px>", "output size: 64, 256 or 1024", int, 1024)
+    .option("--seed <seed>", "seed of the first image (0 = random)", "0")
+    .option("--prior-steps <n>", "prior diffusion steps (0 = model default)", int, 0)
+    .option("--decoder-steps <n>", "decoder diffusion steps (0 = model default)", int, 0)
+    .option("--prior-guidance <g>", "prior guidance scale (0 = model default)", num, 0)
+    .option("--decoder-guidance <g>", "decoder guidance scale (0 = model default)", num, 0)
+    .option("--sampler <name>", "ddpm or ddim (default: the model's)", "")
+    .option("-o, --out <dir>", "where to write the PNGs", "out");
+
+type SamplingFlags = {
+  images: number;
+  size: number;
+  seed: string;
+  priorSteps: number;
+  decoderSteps: number;
+  priorGuidance: number;
+  decoderGuidance: number;
+  sampler: string;
+  out: string;
+};
+
+const common = (o: SamplingFlags) => ({
+  numImages: o.images,
+  size: o.size,
+  seed: BigInt(o.seed),
+  sampling: create(SamplingOptionsSchema, {
+    priorSteps: o.priorSteps,
+    decoderSteps: o.decoderSteps,
+    priorGuidance: o.priorGuidance,
+    decoderGuidance: o.decoderGuidance,
+    sampler: o.sampler,
+  }),
+});
+
+async function follow(events: AsyncIterable<import("@unclip/protocol").JobEvent>, out: string): Promise<void> {
+  const progress = new RenderProgress();
+  let result: RenderResult;
+  try {
+    result = await renderJob(events, out, (e) => progress.update(e));
+  } finally {
+    progress.stop();
+  }
+  console.log(formatResult(result));
+}
+
+sampling(program.command("render").description("render images for a prompt").argument("<prompt>")).action(async (prompt: string, o: SamplingFlags) => {
+  const client = new UnclipClient(program.opts().address);
+  await follow(client.generate(create(GenerateRequestSchema, { prompt, ...common(o) })), o.out);
+  client.close();
+});
+
+sampling(program.command("vary").description("make variations of an image").argument("<image>")).action(async (image: string, o: SamplingFlags) => {
+  const client = new UnclipClient(program.opts().address);
+  await follow(client.createVariations(create(CreateVariationsRequestSchema, { image: await readFile(image), ...common(o) })), o.out);
+  client.close();
+});
+
+sampling(program.command("edit").description("repaint the masked region of an image (mask: white = keep, black = repaint)"))
+  .argument("<image>")
+  .argument("<mask>")
+  .argument("<prompt>")
+  .action(async (image: string, mask: string, prompt: string, o: SamplingFlags) => {
+    const client = new UnclipClient(program.opts().address);
+    const req = create(EditImageRequestSchema, { image: await readFile(image), mask: await readFile(mask), prompt, ...common(o) });
+    await follow(client.editImage(req), o.out);
+    client.close();
+  });
+
+program
+  .command("status")
+  .description("show a job")
+  .argument("<jobId>")
+  .action(async (jobId: string) => {
+    const client = new UnclipClient(program.opts().address);
+    const job = await client.getJob(jobId);
+    console.log(JSON.stringify(toJson(JobSchema, job), null, 2));
+    client.close();
+    if (job.state === JobState.FAILED) process.exitCode = 1;
+  });
+
+program
+  .command("cancel")
+  .description("cancel a queued or running job")
+  .argument("<jobId>")
+  .action(async (jobId: string) => {
+    const client = new UnclipClient(program.opts().address);
+    const job = await client.cancelJob(jobId);
+    console.log(`job ${job.jobId}: ${JobState[job.state]!.toLowerCase()}`);
+    client.close();
+  });
+
+program.parseAsync().catch((err: ServiceError | Error) => {
+  const code = "code" in err && typeof err.code === "number" ? ` (${grpcStatus[err.code]})` : "";
+  console.error(`unclip: ${"details" in err && err.details ? err.details : err.message}${code}`);
+  process.exit(1);
+});

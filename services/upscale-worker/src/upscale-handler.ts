@@ -1,0 +1,60 @@
+import { FarmError, type StageHandler, type StageOutput, type TaskContext, type ObjectStore } from "@unclip/core";
+import { stageOutputSize } from "@unclip/protocol";
+import type { Upscaler } from "@unclip/upscaler";
+import { decodeImage, encodePng, ImageInputError, type RgbImage } from "@unclip/unclip/image";
+
+export interface TileSettings {
+  /** Inputs with a side above this are upscaled in overlapping tiles, so memory stays bounded. */
+  tileSize: number;
+  overlap: number;
+}
+
+/** upscale-worker: 64 → 256 and 256 → 1024 with a single-pass super-resolution model (×4, or ×2 applied twice). */
+export function upscaleHandler(upscaler: Upscaler, store: ObjectStore, tiles: TileSettings): StageHandler & { close(): Promise<void> } {
+  return {
+    pool: "upscale",
+    bundle: upscaler.bundle,
+    batchKey: () => "",
+    run: (batch, signal) => upscale(batch, signal),
+    close: () => upscaler.close(),
+  };
+
+  async function upscale(batch: readonly TaskContext[], signal: AbortSignal): Promise<(StageOutput | Error)[]> {
+    const results: (StageOutput | Error)[] = batch.map(() => new Error("not run"));
+    const inputs: RgbImage[] = [];
+    const ok: number[] = [];
+    const target = stageOutputSize(batch[0]!.stage);
+    for (let i = 0; i < batch.length; i++) {
+      try {
+        const image = await decodeImage(await store.get(batch[i]!.task.imageKey));
+        passes(image.width, target);
+        inputs.push(image);
+        ok.push(i);
+      } catch (err) {
+        results[i] = err instanceof ImageInputError || err instanceof FarmError ? FarmError.invalid((err as Error).message) : (err as Error);
+      }
+    }
+    // Same-sized inputs run as one batch (the runtime batches by stage, so sizes normally agree).
+    const bySize = new Map<number, number[]>();
+    ok.forEach((i, k) => bySize.set(inputs[k]!.width, [...(bySize.get(inputs[k]!.width) ?? []), k]));
+    for (const [width, members] of bySize) {
+      let images = members.map((k) => inputs[k]!);
+      for (let p = 0; p < passes(width, target); p++) {
+        images = await upscaler.upscale(images, { ...tiles, signal });
+      }
+      for (let m = 0; m < members.length; m++) {
+        results[ok[members[m]!]!] = { png: await encodePng(images[m]!, { compressionLevel: 3 }) };
+      }
+    }
+    return results;
+  }
+
+  function passes(from: number, to: number): number {
+    let n = 0;
+    for (let side = from; side < to; side *= upscaler.scale) n++;
+    if (from * upscaler.scale ** n !== to) {
+      throw new FarmError(3, `cannot upscale ${from} px to ${to} px with a x${upscaler.scale} model`);
+    }
+    return n;
+  }
+}
