@@ -10,6 +10,7 @@ import path from "node:path";
 export interface BundleManifest {
   name: string;
   version: string;
+  description?: string;
   /** Every file of the bundle with its sha256 (hex); loading fails when one does not match. */
   files: Record<string, string>;
   tokenizer?: TokenizerSection;

@@ -6,13 +6,14 @@ const UINT64 = (1n << 64n) - 1n;
 
 /**
  * Standard normal values from a seeded xoroshiro128+ (state expanded from the uint64 seed by splitmix64) and the
- * Box–Muller transform. Integer-exact generator plus V8's deterministic Math.log/cos/sin: a seed gives the same sequence
- * on every machine.
+ * Box–Muller transform in Marsaglia's polar form (no trigonometry, about twice as fast). Integer-exact generator plus
+ * V8's deterministic Math.log and Math.sqrt: a seed gives the same sequence on every machine.
  */
 export class GaussianNoise {
   private readonly rng: RandomGenerator;
   private spare = 0;
   private hasSpare = false;
+  private second = 0;
 
   constructor(readonly seed: bigint) {
     if (seed < 0n || seed > UINT64) throw new RangeError(`seed must be a uint64, got ${seed}`);
@@ -35,16 +36,36 @@ export class GaussianNoise {
       this.hasSpare = false;
       return this.spare;
     }
-    const u1 = 1 - uniformFloat64(this.rng);
-    const angle = 2 * Math.PI * uniformFloat64(this.rng);
-    const radius = Math.sqrt(-2 * Math.log(u1));
-    this.spare = radius * Math.sin(angle);
+    const first = this.pair();
+    this.spare = this.second;
     this.hasSpare = true;
-    return radius * Math.cos(angle);
+    return first;
   }
 
+  /** Fills out[start, end) with the next values of the sequence, exactly as that many next() calls would. */
   fill(out: Float32Array, start = 0, end = out.length): Float32Array {
-    for (let i = start; i < end; i++) out[i] = this.next();
+    let i = start;
+    if (i < end && this.hasSpare) out[i++] = this.next();
+    for (; i + 1 < end; i += 2) {
+      out[i] = this.pair();
+      out[i + 1] = this.second;
+    }
+    if (i < end) out[i] = this.next();
     return out;
+  }
+
+  /** Draws two independent normals: returns the first, leaves the second in this.second. */
+  private pair(): number {
+    let u: number;
+    let v: number;
+    let s: number;
+    do {
+      u = 2 * uniformFloat64(this.rng) - 1;
+      v = 2 * uniformFloat64(this.rng) - 1;
+      s = u * u + v * v;
+    } while (s >= 1 || s === 0);
+    const scale = Math.sqrt((-2 * Math.log(s)) / s);
+    this.second = v * scale;
+    return u * scale;
   }
 }

@@ -1,0 +1,162 @@
+import { Tensor, type InferenceSession } from "onnxruntime-node";
+import type { Bundle } from "./bundle.js";
+import { resolveDiffusionOptions, type DiffusionOptions } from "./diffusion-options.js";
+import { applyGuidance } from "./guidance.js";
+import type { RgbImage } from "./image-io.js";
+import { BundleError, type DecoderSection } from "./manifest.js";
+import { GaussianNoise } from "./noise.js";
+import { createSampler } from "./samplers.js";
+import { squaredcosCapV2 } from "./schedule.js";
+
+export interface InpaintInput {
+  /** The source image at the decoder's size (64×64). */
+  image: RgbImage;
+  /** size×size, 1 = keep the source pixel, 0 = repaint. */
+  keep: Uint8Array;
+}
+
+export interface EmbeddingItem {
+  embedding: Float32Array;
+  seed: bigint;
+  inpaint?: InpaintInput;
+}
+
+/** The source image in [-1, 1] (planar) and where to keep it, for re-imposing known pixels. */
+interface KnownPixels {
+  x0: Float32Array;
+  keep: Uint8Array;
+  source: RgbImage;
+}
+
+/**
+ * The decoder stage: 64 px diffusion conditioned on a CLIP image embedding (zero embedding = unconditional), ε guided
+ * in one batch of 2n. Inpainting re-imposes the known pixels, noised to the next timestep, after every step (on a
+ * 7-channel decoder it also sees the masked image and keep-mask), and composites them exactly into the result.
+ */
+export class EmbeddingToImage {
+  private readonly decoder: InferenceSession;
+  private readonly section: DecoderSection;
+  private readonly alphasCumprod: Float64Array;
+
+  constructor(readonly bundle: Bundle) {
+    if (!bundle.sessions.decoder || !bundle.manifest.decoder) {
+      throw new BundleError('EmbeddingToImage needs the "decoder" section loaded', bundle.dir);
+    }
+    this.decoder = bundle.sessions.decoder;
+    this.section = bundle.manifest.decoder;
+    this.alphasCumprod = squaredcosCapV2(this.section.scheduler.trainTimesteps).alphasCumprod;
+  }
+
+  async run(items: readonly EmbeddingItem[], options: DiffusionOptions = {}): Promise<RgbImage[]> {
+    const { steps, guidance, sampler: samplerName, signal, onStep } = resolveDiffusionOptions(this.section, options);
+    const n = items.length;
+    if (n === 0) return [];
+    const { size: S, inChannels, outChannels, embedDim: D } = this.section;
+    const plane = S * S;
+    const itemSize = 3 * plane;
+    const rowSize = inChannels * plane;
+    const known = items.map((item, b) => (item.inpaint ? this.knownPixels(item.inpaint, b) : undefined));
+
+    const embeds = new Float32Array(2 * n * D);
+    items.forEach((item, b) => {
+      if (item.embedding.length !== D) throw new RangeError(`item ${b}: embedding has ${item.embedding.length} values, the decoder takes ${D}`);
+      embeds.set(item.embedding, (n + b) * D);
+    });
+
+    // Rows [uncond; cond]: x_t, then (7-channel decoders) the masked source image and the keep-mask, fixed for the run.
+    const input = new Float32Array(2 * n * rowSize);
+    if (inChannels === 7) {
+      known.forEach((k, b) => {
+        if (!k) return;
+        for (const row of [b, n + b]) {
+          const base = row * rowSize;
+          for (let p = 0; p < plane; p++) {
+            const keep = k.keep[p];
+            for (let c = 0; c < 3; c++) input[base + (3 + c) * plane + p] = keep ? k.x0[c * plane + p] : 0;
+            input[base + 6 * plane + p] = keep;
+          }
+        }
+      });
+    }
+
+    const sampler = createSampler(samplerName, this.section.scheduler, itemSize);
+    sampler.setTimesteps(steps);
+    const generators = items.map((item) => new GaussianNoise(item.seed));
+    const x = new Float32Array(n * itemSize);
+    generators.forEach((g, b) => g.fill(x, b * itemSize, (b + 1) * itemSize));
+    const timestep = new BigInt64Array(2 * n);
+    const guided = new Float32Array(n * outChannels * plane);
+    const noise = new Float32Array(n * itemSize);
+    const embedsTensor = new Tensor("float32", embeds, [2 * n, D]);
+
+    const timesteps = sampler.timesteps;
+    for (let k = 0; k < timesteps.length; k++) {
+      signal?.throwIfAborted();
+      const t = timesteps[k];
+      for (let b = 0; b < n; b++) {
+        const xb = x.subarray(b * itemSize, (b + 1) * itemSize);
+        input.set(xb, b * rowSize);
+        input.set(xb, (n + b) * rowSize);
+      }
+      timestep.fill(BigInt(t));
+      const result = await this.decoder.run({
+        sample: new Tensor("float32", input, [2 * n, inChannels, S, S]),
+        timestep: new Tensor("int64", timestep, [2 * n]),
+        image_embeds: embedsTensor,
+      });
+      applyGuidance(result.out_sample.data as Float32Array, n, guidance, itemSize, guided);
+      if (sampler.needsNoise(k)) generators.forEach((g, b) => g.fill(noise, b * itemSize, (b + 1) * itemSize));
+      sampler.step(guided, t, k, x, noise);
+      const next = k + 1 < timesteps.length ? timesteps[k + 1] : -1;
+      known.forEach((kp, b) => kp && this.reimpose(x.subarray(b * itemSize, (b + 1) * itemSize), kp, next, generators[b]));
+      onStep?.(k + 1, timesteps.length);
+    }
+
+    return items.map((_, b) => toImage(x.subarray(b * itemSize, (b + 1) * itemSize), S, known[b]));
+  }
+
+  private knownPixels({ image, keep }: InpaintInput, b: number): KnownPixels {
+    const S = this.section.size;
+    const plane = S * S;
+    if (image.width !== S || image.height !== S || image.data.length !== 3 * plane) {
+      throw new RangeError(`item ${b}: the inpainting image must be ${S}×${S} RGB, got ${image.width}×${image.height}`);
+    }
+    if (keep.length !== plane) throw new RangeError(`item ${b}: the keep-mask must have ${plane} values, got ${keep.length}`);
+    const x0 = new Float32Array(3 * plane);
+    for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) x0[c * plane + p] = image.data[3 * p + c] / 127.5 - 1;
+    return { x0, keep, source: image };
+  }
+
+  /** x[keep] = √ᾱ_s·x0 + √(1−ᾱ_s)·z, the source noised to the level x now has (exactly x0 after the last step). */
+  private reimpose(x: Float32Array, known: KnownPixels, s: number, generator: GaussianNoise) {
+    const plane = known.keep.length;
+    const alpha = s >= 0 ? this.alphasCumprod[s] : 1;
+    const signal = Math.sqrt(alpha);
+    const spread = Math.sqrt(1 - alpha);
+    for (let c = 0; c < 3; c++) {
+      for (let p = 0; p < plane; p++) {
+        if (!known.keep[p]) continue;
+        const i = c * plane + p;
+        x[i] = s >= 0 ? signal * known.x0[i] + spread * generator.next() : known.x0[i];
+      }
+    }
+  }
+}
+
+function toImage(x: Float32Array, S: number, known: KnownPixels | undefined): RgbImage {
+  const plane = S * S;
+  const data = new Uint8Array(3 * plane);
+  for (let p = 0; p < plane; p++) {
+    if (known?.keep[p]) {
+      data[3 * p] = known.source.data[3 * p];
+      data[3 * p + 1] = known.source.data[3 * p + 1];
+      data[3 * p + 2] = known.source.data[3 * p + 2];
+      continue;
+    }
+    for (let c = 0; c < 3; c++) {
+      const v = Math.round((x[c * plane + p] + 1) * 127.5);
+      data[3 * p + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+  return { width: S, height: S, data };
+}

@@ -1,0 +1,20 @@
+export * from "./manifest.js";
+export { respacedTimesteps, roundHalfEven, squaredcosCapV2, type NoiseSchedule } from "./schedule.js";
+export { createSampler, DDIMSampler, DDPMSampler, type Sampler } from "./samplers.js";
+export { GaussianNoise } from "./noise.js";
+export { applyGuidance } from "./guidance.js";
+export { PromptTokenizer, PromptTooLongError, type EncodedPrompts, type PromptTokenizerOptions } from "./tokenizer.js";
+export {
+  loadBundle,
+  type Bundle,
+  type BundleLog,
+  type BundleSessions,
+  type EmbeddingStats,
+  type ExecutionProvider,
+  type LoadBundleOptions,
+} from "./bundle.js";
+export type { DiffusionOptions } from "./diffusion-options.js";
+export { TextToEmbedding, type PromptItem } from "./text-to-embedding.js";
+export { ImageToEmbedding } from "./image-to-embedding.js";
+export { EmbeddingToImage, type EmbeddingItem, type InpaintInput } from "./embedding-to-image.js";
+export { decodeImage, decodeMask, encodePng, ImageInputError, resizeImage, type RgbImage } from "./image-io.js";
