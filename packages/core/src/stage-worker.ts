@@ -7,6 +7,7 @@ import {
   stageOutputSize,
   stagePool,
   toBinary,
+  JobKind,
   StageStartedSchema,
   StageTaskSchema,
   StageTimingSchema,
@@ -303,7 +304,7 @@ export class StageWorker {
     } else if (produced) {
       const job = await recordImage(this.jobs, this.conn.nc, task, produced, next.timings);
       if (job && job.images.length >= job.numImages) {
-        this.metrics.jobSeconds.observe({ kind: String(job.kind), outcome: "succeeded" }, (Date.now() - Number(job.createdAtMs)) / 1000);
+        this.metrics.jobSeconds.observe({ kind: (JobKind[job.kind] ?? "unknown").toLowerCase(), outcome: "succeeded" }, (Date.now() - Number(job.createdAtMs)) / 1000);
       }
     } else {
       throw new FarmError(GrpcStatus.INTERNAL, `stage ${stageName(stage)} produced no image but ends the route`);

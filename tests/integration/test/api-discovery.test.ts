@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { credentials, loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { collect, generateRequest, startTestFarm } from "./farm-fixture.js";
+
+const require = createRequire(import.meta.url);
+
+let env: Awaited<ReturnType<typeof startTestFarm>>;
+beforeAll(async () => {
+  env = await startTestFarm();
+});
+afterAll(async () => {
+  await env?.stop();
+});
+
+function loadClient(protoFile: string, includeDir: string, service: string): ServiceClientConstructor {
+  const pkg = loadPackageDefinition(loadSync(protoFile, { includeDirs: [includeDir], keepCase: true })) as GrpcObject;
+  return service.split(".").reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], pkg) as ServiceClientConstructor;
+}
+
+describe("a client with nothing but the server", () => {
+  it("answers the standard health check", async () => {
+    const dir = path.join(path.dirname(require.resolve("grpc-health-check/package.json")), "proto", "health", "v1");
+    const Health = loadClient(path.join(dir, "health.proto"), dir, "grpc.health.v1.Health");
+    const client = new Health(env.farm.grpcAddress, credentials.createInsecure()) as unknown as {
+      check(req: object, cb: (e: Error | null, r: { status: string }) => void): void;
+      close(): void;
+    };
+    for (const service of ["", "farm.v1.UnclipService"]) {
+      const res = await new Promise<{ status: string }>((resolve, reject) => client.check({ service }, (e, r) => (e ? reject(e) : resolve(r))));
+      expect(res.status).toBe("SERVING");
+    }
+    client.close();
+  });
+
+  it("discovers UnclipService and its messages through server reflection", async () => {
+    const root = path.join(path.dirname(require.resolve("@grpc/reflection/package.json")), "build", "proto");
+    const Reflection = loadClient(path.join(root, "grpc/reflection/v1/reflection.proto"), root, "grpc.reflection.v1.ServerReflection");
+    const client = new Reflection(env.farm.grpcAddress, credentials.createInsecure()) as unknown as {
+      ServerReflectionInfo(): NodeJS.ReadWriteStream & { write(m: object): void; end(): void };
+      close(): void;
+    };
+    const ask = (request: object) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const call = client.ServerReflectionInfo();
+        call.on("data", (d: Record<string, unknown>) => resolve(d));
+        call.on("error", reject);
+        call.write(request);
+        call.end();
+      });
+    const list = (await ask({ list_services: "" })) as { list_services_response: { service: { name: string }[] } };
+    expect(list.list_services_response.service.map((s) => s.name)).toContain("farm.v1.UnclipService");
+    const file = (await ask({ file_containing_symbol: "farm.v1.UnclipService" })) as {
+      file_descriptor_response: { file_descriptor_proto: Buffer[] };
+    };
+    const text = Buffer.concat(file.file_descriptor_response.file_descriptor_proto).toString("latin1");
+    expect(text).toContain("GenerateRequest");
+    expect(text).toContain("farm/v1/api.proto");
+    client.close();
+  });
+
+  it("every process serves Prometheus metrics with the farm's series", async () => {
+    await collect(env.client.generate(generateRequest("a red circle", { size: 256 })));
+    const scrape = async (name: string) => {
+      const port = env.farm.services.get(name as never)!.ready.metricsPort;
+      const res = await fetch(`http://127.0.0.1:${String(port)}/metrics`);
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    const gateway = await scrape("gateway");
+    expect(gateway).toMatch(/unclip_grpc_requests_total\{method="Generate",code="OK",service="gateway"\} [1-9]/);
+    expect(gateway).toMatch(/unclip_queue_backlog_tasks\{pool="decoder",service="gateway"\} 0/);
+    expect(gateway).not.toMatch(/nodejs_active_handles_total/);
+    for (const [worker, stage] of [
+      ["prior-worker", "prior"],
+      ["decoder-worker", "decoder"],
+    ]) {
+      const text = await scrape(worker!);
+      expect(text).toMatch(new RegExp(`unclip_tasks_total\\{pool="${worker!.split("-")[0]}",stage="${stage}",outcome="ok",service="${worker}"\\} [1-9]`));
+      expect(text).toContain("unclip_stage_duration_seconds_bucket");
+      expect(text).toContain("unclip_queue_wait_seconds_bucket");
+      expect(text).toContain("unclip_batch_size_bucket");
+    }
+    expect(await scrape("upscale-worker")).toMatch(/unclip_job_duration_seconds_count\{kind="generate",outcome="succeeded",service="upscale-worker"\}/);
+  });
+});

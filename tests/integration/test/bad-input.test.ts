@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { credentials, makeGenericClientConstructor, status, type ServiceError } from "@grpc/grpc-js";
+import { create, JobState, SamplingOptionsSchema, type Job } from "@unclip/protocol";
+import { collect, generateRequest, startTestFarm, terminal } from "./farm-fixture.js";
+
+let env: Awaited<ReturnType<typeof startTestFarm>>;
+beforeAll(async () => {
+  env = await startTestFarm();
+});
+afterAll(async () => {
+  await env?.stop();
+});
+
+async function statusOf(run: () => Promise<unknown>): Promise<{ code: number; details: string }> {
+  try {
+    await run();
+  } catch (err) {
+    const e = err as ServiceError;
+    return { code: e.code, details: e.details };
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("bad input gets a clear gRPC status and the farm keeps serving", () => {
+  const cases: [string, Parameters<typeof generateRequest>, RegExp][] = [
+    ["empty prompt", ["   "], /prompt is empty/],
+    ["over-long prompt", ["x".repeat(501)], /501 characters; the limit is 500/],
+    ["control characters", ["a red\u0001circle"], /control characters/],
+    ["too many images", ["a cat", { numImages: 9 }], /ask for 1 to 8 images/],
+    ["unknown size", ["a cat", { size: 512 }], /size 512 is not offered/],
+    ["absurd steps", ["a cat", { sampling: create(SamplingOptionsSchema, { decoderSteps: 100000 }) }], /decoder_steps is 100000/],
+    ["negative guidance", ["a cat", { sampling: create(SamplingOptionsSchema, { priorGuidance: -3 }) }], /prior_guidance is -3/],
+    ["NaN guidance", ["a cat", { sampling: create(SamplingOptionsSchema, { decoderGuidance: Number.NaN }) }], /decoder_guidance is NaN/],
+    ["unknown sampler", ["a cat", { sampling: create(SamplingOptionsSchema, { sampler: "euler" }) }], /sampler "euler" is unknown/],
+  ];
+  for (const [name, args, message] of cases) {
+    it(`refuses ${name} with INVALID_ARGUMENT`, async () => {
+      const s = await statusOf(() => collect(env.client.generate(generateRequest(...args))));
+      expect(s.code).toBe(status.INVALID_ARGUMENT);
+      expect(s.details).toMatch(message);
+    });
+  }
+
+  it("refuses a prompt that is not valid UTF-8", async () => {
+    // A GenerateRequest written by hand: field 1 (prompt) holds the bytes ff fe, which are not UTF-8.
+    const Raw = makeGenericClientConstructor(
+      {
+        generate: {
+          path: "/farm.v1.UnclipService/Generate",
+          requestStream: false,
+          responseStream: true,
+          requestSerialize: (b: Buffer) => b,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => b,
+        },
+      },
+      "UnclipService",
+    );
+    const raw = new Raw(env.farm.grpcAddress, credentials.createInsecure()) as unknown as { generate(b: Buffer): AsyncIterable<Buffer>; close(): void };
+    const s = await statusOf(async () => {
+      for await (const _ of raw.generate(Buffer.from([0x0a, 0x02, 0xff, 0xfe]))) void _;
+    });
+    raw.close();
+    expect(s.code).toBe(status.INVALID_ARGUMENT);
+    expect(s.details).toMatch(/not valid UTF-8/);
+  });
+
+  it("refuses uploads that are not images", async () => {
+    const s = await statusOf(() => collect(env.client.createVariations({ image: new TextEncoder().encode("not a png") } as never)));
+    expect(s.code).toBe(status.INVALID_ARGUMENT);
+    expect(s.details).toMatch(/image is not a readable image/);
+  });
+
+  it("answers NOT_FOUND for unknown job ids and INVALID_ARGUMENT for malformed ones", async () => {
+    const missing = await statusOf(() => env.client.getJob("00000000-0000-4000-8000-000000000000"));
+    expect(missing.code).toBe(status.NOT_FOUND);
+    expect(missing.details).toMatch(/does not exist/);
+    const malformed = await statusOf(() => env.client.getJob("../../etc/passwd"));
+    expect(malformed.code).toBe(status.INVALID_ARGUMENT);
+    const cancelMissing = await statusOf(() => env.client.cancelJob("00000000-0000-4000-8000-000000000001"));
+    expect(cancelMissing.code).toBe(status.NOT_FOUND);
+  });
+
+  it("cancels a running job, and refuses to cancel it twice", async () => {
+    const stream = env.client.generate(generateRequest("a purple heart", { sampling: create(SamplingOptionsSchema, { decoderSteps: 400 }) }));
+    let jobId = "";
+    const seen: string[] = [];
+    let end: Job | undefined;
+    for await (const e of stream) {
+      seen.push(e.event.case ?? "");
+      if (e.event.case === "queued") jobId = e.jobId;
+      if (e.event.case === "step" && seen.filter((c) => c === "step").length === 1) {
+        const cancelled = await env.client.cancelJob(jobId);
+        expect(cancelled.state).toBe(JobState.CANCELLED);
+      }
+      if (e.event.case === "cancelled") end = e.event.value;
+    }
+    expect(end?.state).toBe(JobState.CANCELLED);
+    const again = await statusOf(() => env.client.cancelJob(jobId));
+    expect(again.code).toBe(status.FAILED_PRECONDITION);
+    expect(again.details).toMatch(/already ended \(cancelled\)/);
+  });
+
+  it("still serves a valid request after all of that", async () => {
+    const events = await collect(env.client.generate(generateRequest("a white cross")));
+    expect(terminal(events).case).toBe("completed");
+    for (const [, proc] of env.farm.services) expect(proc.child.exitCode).toBeNull();
+  });
+});
