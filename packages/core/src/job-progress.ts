@@ -23,6 +23,9 @@ export async function recordImage(
   image: ImageRef,
   timings: StageTiming[],
 ): Promise<Job | undefined> {
+  // Announced before the record changes: watchers end their stream on the record's terminal state, and events
+  // from one connection arrive in order, so the image event is never cut off.
+  publishEvent(nc, task.jobId, { case: "image", value: image });
   const job = await jobs.update(task.jobId, (j) => {
     if (isTerminal(j)) return undefined;
     j.images = [...j.images.filter((i) => i.index !== image.index), image].sort((a, b) => a.index - b.index);
@@ -32,7 +35,6 @@ export async function recordImage(
     return j;
   });
   if (!job) return undefined;
-  publishEvent(nc, task.jobId, { case: "image", value: image });
   if (job.state === JobState.SUCCEEDED) publishEvent(nc, task.jobId, { case: "completed", value: job });
   return job;
 }

@@ -20,7 +20,7 @@ export async function startTestFarm(opts: FarmStackOptions = {}): Promise<{ farm
   };
 }
 
-export function generateRequest(prompt: string, fields: Partial<GenerateRequest> = {}): GenerateRequest {
+export function generateRequest(prompt: string, fields: Omit<Partial<GenerateRequest>, "$typeName" | "$unknown"> = {}): GenerateRequest {
   return create(GenerateRequestSchema, {
     prompt,
     size: 64,
