@@ -10,6 +10,8 @@ export interface LoadBundleOptions {
   /** The manifest sections this process uses; only their models are loaded. */
   sections: readonly BundleSection[];
   executionProvider?: ExecutionProvider;
+  /** onnxruntime's intra-op threads per session (its default: one per core). */
+  intraOpThreads?: number;
   log?: BundleLog;
 }
 
@@ -47,11 +49,13 @@ export async function loadBundle(dir: string, options: LoadBundleOptions): Promi
   const id = `${manifest.name}@${manifest.version}`;
   let provider = options.executionProvider ?? "cpu";
 
+  const threads = options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads };
+
   const open = async (file: string): Promise<InferenceSession> => {
     const modelPath = bundleFile(dir, manifest, file);
     if (provider === "cuda") {
       try {
-        return await InferenceSession.create(modelPath, { executionProviders: ["cuda"] });
+        return await InferenceSession.create(modelPath, { ...threads, executionProviders: ["cuda"] });
       } catch (error) {
         // onnxruntime does not fall back by itself, even with ["cuda", "cpu"]: choose CPU for every session here.
         log("CUDA execution provider failed to load; running this bundle on CPU", { bundle: id, model: file, error: String(error) });
@@ -59,7 +63,7 @@ export async function loadBundle(dir: string, options: LoadBundleOptions): Promi
       }
     }
     try {
-      return await InferenceSession.create(modelPath, { executionProviders: ["cpu"] });
+      return await InferenceSession.create(modelPath, { ...threads, executionProviders: ["cpu"] });
     } catch (cause) {
       throw new BundleError(`cannot load ${file} (${(cause as Error).message})`, dir, { cause });
     }

@@ -44,6 +44,9 @@ export class EmbeddingToImage {
     }
     this.decoder = bundle.sessions.decoder;
     this.section = bundle.manifest.decoder;
+    if ((this.section.outChannels === 6) !== (this.section.scheduler.variance === "learned_range")) {
+      throw new BundleError("decoder: outChannels 6 goes with variance learned_range, 3 with fixed_small_log", bundle.dir);
+    }
     this.alphasCumprod = squaredcosCapV2(this.section.scheduler.trainTimesteps).alphasCumprod;
   }
 
@@ -108,7 +111,9 @@ export class EmbeddingToImage {
       if (sampler.needsNoise(k)) generators.forEach((g, b) => g.fill(noise, b * itemSize, (b + 1) * itemSize));
       sampler.step(guided, t, k, x, noise);
       const next = k + 1 < timesteps.length ? timesteps[k + 1] : -1;
-      known.forEach((kp, b) => kp && this.reimpose(x.subarray(b * itemSize, (b + 1) * itemSize), kp, next, generators[b]));
+      known.forEach((kp, b) => {
+        if (kp) this.reimpose(x.subarray(b * itemSize, (b + 1) * itemSize), kp, next, generators[b]);
+      });
       onStep?.(k + 1, timesteps.length);
     }
 

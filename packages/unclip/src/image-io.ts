@@ -14,11 +14,10 @@ export class ImageInputError extends Error {
 
 const ACCEPTED_FORMATS = new Set(["png", "jpeg"]);
 
-async function decodeRaw(bytes: Uint8Array, what: string): Promise<{ data: Buffer; info: { width: number; height: number }; hasAlpha: boolean }> {
+async function decodeRaw(bytes: Uint8Array, what: string): Promise<{ data: Buffer; info: { width: number; height: number } }> {
   let format: string | undefined;
-  let hasAlpha = false;
   try {
-    ({ format, hasAlpha = false } = await sharp(bytes).metadata());
+    ({ format } = await sharp(bytes).metadata());
   } catch {
     throw new ImageInputError(`the ${what} is not a readable image (${bytes.length} bytes); send a PNG or JPEG file`);
   }
@@ -27,7 +26,7 @@ async function decodeRaw(bytes: Uint8Array, what: string): Promise<{ data: Buffe
   }
   try {
     const { data, info } = await sharp(bytes).toColourspace("srgb").ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-    return { data, info, hasAlpha };
+    return { data, info };
   } catch (cause) {
     throw new ImageInputError(`the ${what} could not be decoded (${(cause as Error).message}); send an intact PNG or JPEG file`, {
       cause,
@@ -43,18 +42,21 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
 
 /**
  * Decodes an edit mask to a keep-mask of size×size (1 = keep the source pixel, 0 = repaint). Transparent pixels
- * (alpha < 128) mark the region to repaint when the mask has an alpha channel; otherwise white pixels (luma ≥ 128) do.
+ * (alpha < 128) mark the region to repaint when the mask has any; otherwise white pixels (luma ≥ 128) do.
  */
 export async function decodeMask(bytes: Uint8Array, size: number): Promise<Uint8Array> {
-  const { data, info, hasAlpha } = await decodeRaw(bytes, "mask");
+  const { data, info } = await decodeRaw(bytes, "mask");
   const resized = await sharp(data, { raw: { width: info.width, height: info.height, channels: 4 } })
     .resize(size, size, { fit: "fill", kernel: "nearest" })
     .raw()
     .toBuffer();
   const keep = new Uint8Array(size * size);
+  let transparent = false;
+  for (let p = 0; p < keep.length && !transparent; p++) transparent = resized[4 * p + 3] < 128;
   for (let p = 0; p < keep.length; p++) {
-    const [r, g, b, a] = [resized[4 * p], resized[4 * p + 1], resized[4 * p + 2], resized[4 * p + 3]];
-    const repaint = hasAlpha ? a < 128 : 0.299 * r + 0.587 * g + 0.114 * b >= 128;
+    const repaint = transparent
+      ? resized[4 * p + 3] < 128
+      : 0.299 * resized[4 * p] + 0.587 * resized[4 * p + 1] + 0.114 * resized[4 * p + 2] >= 128;
     keep[p] = repaint ? 0 : 1;
   }
   return keep;

@@ -17,14 +17,18 @@ export function squaredcosCapV2(trainTimesteps = 1000): NoiseSchedule {
   return { betas, alphasCumprod };
 }
 
-/** n timesteps τ_k = round(k·(T−1)/(n−1)), descending, rounded half to even as numpy does. */
+/**
+ * n timesteps τ_k = round(k·(T−1)/(n−1)), descending, exactly as np.round(np.linspace(0, T−1, n)) and diffusers compute
+ * them: k times the float step (not k·(T−1) divided), rounded half to even.
+ */
 export function respacedTimesteps(n: number, trainTimesteps = 1000): number[] {
   if (!Number.isInteger(n) || n < 1 || n > trainTimesteps) {
     throw new RangeError(`steps must be an integer from 1 to ${trainTimesteps}, got ${n}`);
   }
   if (n === 1) return [trainTimesteps - 1];
+  const step = (trainTimesteps - 1) / (n - 1);
   const steps: number[] = [];
-  for (let k = n - 1; k >= 0; k--) steps.push(roundHalfEven((k * (trainTimesteps - 1)) / (n - 1)));
+  for (let k = n - 1; k >= 0; k--) steps.push(roundHalfEven(k * step));
   return steps;
 }
 

@@ -34,6 +34,9 @@ export class TextToEmbedding {
     this.prior = sessions.prior;
     this.clip = manifest.clip;
     this.section = manifest.prior;
+    if (this.section.scheduler.variance !== "fixed_small_log") {
+      throw new BundleError("prior: only variance fixed_small_log is supported (the prior predicts D values)", bundle.dir);
+    }
     this.stats = embeddingStats;
   }
 

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { decodeImage, decodeMask, encodePng, ImageInputError, resizeImage, type RgbImage } from "../src/image-io.js";
@@ -41,6 +42,9 @@ describe("image-io", () => {
     // top row transparent, bottom opaque (colours ignored)
     const alpha = await sharp(Buffer.from([255, 255, 255, 0, 0, 0, 0, 255]), { raw: { width: 1, height: 2, channels: 4 } }).png().toBuffer();
     expect(Array.from(await decodeMask(alpha, 2))).toEqual([0, 0, 1, 1]);
+    // an alpha channel that is opaque everywhere: white still marks the repaint region
+    const opaque = await sharp(Buffer.from([255, 255, 255, 255, 0, 0, 0, 255]), { raw: { width: 2, height: 1, channels: 4 } }).png().toBuffer();
+    expect(Array.from(await decodeMask(opaque, 2))).toEqual([0, 1, 0, 1]);
     await expect(decodeMask(new Uint8Array([1, 2, 3]), 64)).rejects.toThrow(/mask/);
   });
 
@@ -51,5 +55,15 @@ describe("image-io", () => {
     expect(await resizeImage(same, 8)).toBe(same);
     const wide = await resizeImage(same, { width: 16, height: 4 });
     expect([wide.width, wide.height]).toEqual([16, 4]);
+  });
+});
+
+describe("the ./image entry", () => {
+  it("is exported separately and loads nothing but sharp (no onnxruntime in image-only processes)", async () => {
+    const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8"));
+    expect(pkg.exports["./image"]).toBe("./src/image-io.ts");
+    const source = await readFile(new URL("../src/image-io.ts", import.meta.url), "utf8");
+    const imports = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
+    expect(imports).toEqual(["sharp"]);
   });
 });
