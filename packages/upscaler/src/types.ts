@@ -1,0 +1,37 @@
+/** An 8-bit RGB image, pixels interleaved row by row (r, g, b, r, g, b, ...). */
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+export interface UpscaleOptions {
+  /**
+   * Largest input side run in one pass (default 128). Larger images are cut into tiles of this size that overlap by
+   * `overlap` pixels and are blended back, so memory depends on the tile size, not the image size.
+   */
+  tileSize?: number;
+  /** Overlap of neighbouring tiles in input pixels (default 16), blended with a linear ramp. */
+  overlap?: number;
+  /** Tiles run per ONNX batch (default 4); bounds memory together with tileSize. */
+  tileBatch?: number;
+  signal?: AbortSignal;
+}
+
+export interface Upscaler {
+  readonly scale: number;
+  /** name@version of the bundle, for results and metrics. */
+  readonly bundle: string;
+  /** The execution provider the session really runs on (cuda may have been asked for and be missing). */
+  readonly provider: "cpu" | "cuda";
+  /** Returns each image `scale` times larger, in input order. Same-sized images run as one batch. */
+  upscale(images: RgbImage[], options?: UpscaleOptions): Promise<RgbImage[]>;
+  close(): Promise<void>;
+}
+
+export type Log = (msg: string, fields?: object) => void;
+
+export interface LoadOptions {
+  executionProvider: "cpu" | "cuda";
+  log?: Log;
+}
