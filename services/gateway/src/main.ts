@@ -1,10 +1,10 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { loadFileDescriptorSetFromBuffer } from "@grpc/proto-loader";
+import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Counter, Gauge } from "prom-client";
 import { connectFarm, createLogger, createRegistry, ObjectStore, poolBacklog, serveMetrics, Shutdown } from "@unclip/core";
-import { farmDescriptorSet, grpcServiceDefinition, UnclipService, type Pool } from "@unclip/protocol";
+import { farmFileDescriptors, grpcServiceDefinition, UnclipService, type Pool } from "@unclip/protocol";
 import { loadGatewayConfig, type GatewayConfig } from "./config.js";
 import { unclipService } from "./unclip-service.js";
 
@@ -57,7 +57,9 @@ try {
   server.addService(grpcServiceDefinition(UnclipService), unclipService(conn, store, config.maxQueuedTasks, log, { requests, jobs }));
   const health = new HealthImplementation({ "": "SERVING", [UnclipService.typeName]: "SERVING" });
   health.addToServer(server);
-  new ReflectionService(loadFileDescriptorSetFromBuffer(Buffer.from(farmDescriptorSet()))).addToServer(server);
+  // Reflection reads only fileDescriptorProtos; proto-loader's own loaders would merge the files into one.
+  const descriptors = { format: "Protocol Buffer 3 FileDescriptorProto", type: {}, fileDescriptorProtos: farmFileDescriptors().map((b) => Buffer.from(b)) };
+  new ReflectionService({ "farm.v1": descriptors } as unknown as PackageDefinition).addToServer(server);
   const grpcPort = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${config.grpcHost}:${config.grpcPort}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );

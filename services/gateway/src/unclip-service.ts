@@ -13,6 +13,7 @@ import {
   type GetJobRequest,
   type Job,
   type JobEvent,
+  decodeFailure,
 } from "@unclip/protocol";
 import { CANCEL_SUBJECT, FarmError, isTerminal, publishEvent, toFarmError, type FarmConnection, type Logger, type ObjectStore } from "@unclip/core";
 import type { Counter } from "prom-client";
@@ -51,7 +52,7 @@ export function unclipService(
       // A client that goes away stops following the job; the job itself runs on (GetJob, WatchJob).
       call.on("cancelled", () => closed.abort());
       try {
-        const a = await prepare(call.request);
+        const a = await prepare(decoded(call.request));
         const jobId = admission.newJobId();
         await followJob(
           conn,
@@ -71,14 +72,16 @@ export function unclipService(
         metrics.requests.inc({ method, code: "OK" });
         call.end();
       } catch (err) {
-        call.destroy(Object.assign(new Error(), fail(method, err)));
+        call.emit("error", Object.assign(new Error(), fail(method, err)));
       }
     };
 
   const unary =
     <Req>(method: string, handle: (req: Req) => Promise<Job>) =>
     (call: ServerUnaryCall<Req, Job>, callback: sendUnaryData<Job>) => {
-      handle(call.request).then(
+      Promise.resolve()
+        .then(() => handle(decoded(call.request)))
+        .then(
         (job) => {
           metrics.requests.inc({ method, code: "OK" });
           callback(null, job);
@@ -134,12 +137,12 @@ export function unclipService(
       const closed = new AbortController();
       call.on("cancelled", () => closed.abort());
       try {
-        const job = await existingJob(call.request.jobId);
+        const job = await existingJob(decoded(call.request).jobId);
         await followJob(conn, jobs, store, job.jobId, { urlTtlSeconds: 3600, includeBytes: false }, (e) => write(call, e), closed.signal);
         metrics.requests.inc({ method: "WatchJob", code: "OK" });
         call.end();
       } catch (err) {
-        call.destroy(Object.assign(new Error(), fail("WatchJob", err)));
+        call.emit("error", Object.assign(new Error(), fail("WatchJob", err)));
       }
     },
 
@@ -167,6 +170,12 @@ export function unclipService(
       return job;
     }),
   };
+}
+
+function decoded<Req>(request: Req): Req {
+  const failure = decodeFailure(request);
+  if (failure) throw FarmError.invalid(failure);
+  return request;
 }
 
 function write(call: ServerWritableStream<unknown, JobEvent>, event: JobEvent): Promise<void> {

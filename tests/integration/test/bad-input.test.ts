@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { credentials, makeGenericClientConstructor, status, type ServiceError } from "@grpc/grpc-js";
-import { create, JobState, SamplingOptionsSchema, type Job } from "@unclip/protocol";
+import { create, CreateVariationsRequestSchema, JobState, SamplingOptionsSchema, type Job } from "@unclip/protocol";
 import { collect, generateRequest, startTestFarm, terminal } from "./farm-fixture.js";
 
 let env: Awaited<ReturnType<typeof startTestFarm>>;
@@ -67,7 +67,7 @@ describe("bad input gets a clear gRPC status and the farm keeps serving", () => 
   });
 
   it("refuses uploads that are not images", async () => {
-    const s = await statusOf(() => collect(env.client.createVariations({ image: new TextEncoder().encode("not a png") } as never)));
+    const s = await statusOf(() => collect(env.client.createVariations(create(CreateVariationsRequestSchema, { image: new TextEncoder().encode("not a png") }))));
     expect(s.code).toBe(status.INVALID_ARGUMENT);
     expect(s.details).toMatch(/image is not a readable image/);
   });

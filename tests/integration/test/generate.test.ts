@@ -59,6 +59,12 @@ describe("Generate through four processes", () => {
     expect(Buffer.from(single).equals(Buffer.from(fromBatch))).toBe(true);
     // and differs from its neighbours, so the comparison means something
     expect(Buffer.from(await fetchBytes(batch.images[1]!.url)).equals(Buffer.from(single))).toBe(false);
+    // The four images really ran batched: some decoder batch held more than one task.
+    const port = env.farm.services.get("decoder-worker")!.ready.metricsPort;
+    const metrics = await (await fetch(`http://127.0.0.1:${String(port)}/metrics`)).text();
+    const sum = Number(/unclip_batch_size_sum\{[^}]*\} (\d+)/.exec(metrics)![1]);
+    const count = Number(/unclip_batch_size_count\{[^}]*\} (\d+)/.exec(metrics)![1]);
+    expect(sum).toBeGreaterThan(count);
   });
 
   it("GetJob returns the finished job with fresh URLs, and WatchJob of an ended job ends at once", async () => {
