@@ -5,6 +5,7 @@ export * from "./nats.js";
 export { JobStore, isTerminal, TERMINAL_STATES } from "./job-store.js";
 export { publishEvent, subscribeEvents } from "./events.js";
 export { failJob, recordImage } from "./job-progress.js";
+export { watchDeadLetters } from "./dead-letters.js";
 export { ObjectStore, renderKey, inputKey } from "./object-store.js";
 export { createRegistry, serveMetrics, WorkerMetrics } from "./metrics.js";
 export { Shutdown } from "./shutdown.js";

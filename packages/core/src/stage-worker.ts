@@ -27,6 +27,7 @@ import type { WorkerMetrics } from "./metrics.js";
 import { CANCEL_SUBJECT, ensurePoolConsumer, taskSubject, TASK_STREAM, type FarmConnection } from "./nats.js";
 import { renderKey, type ObjectStore } from "./object-store.js";
 import { TaskBatcher } from "./task-batcher.js";
+import { watchDeadLetters } from "./dead-letters.js";
 
 /** What a stage produced for one task: an embedding for the next stage, or an image (PNG) to store. */
 export type StageOutput = { embedding: Tensor } | { png: Uint8Array };
@@ -115,10 +116,7 @@ export class StageWorker {
     this.metrics.bundleInfo.set({ pool, bundle: this.handler.bundle }, 1);
     this.subscriptions.push(
       this.conn.nc.subscribe(CANCEL_SUBJECT, { callback: (_e, m) => this.noteCancelled(m.string()) }),
-      this.conn.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${TASK_STREAM}.${consumerName}`, {
-        queue: `advisories-${pool}`,
-        callback: (_e, m) => void this.onMaxDeliveries(m.json<{ stream_seq: number; deliveries: number }>()),
-      }),
+      watchDeadLetters(this.conn, this.log),
     );
     const consumer = await this.conn.js.consumers.get(TASK_STREAM, consumerName);
     // The client keeps up to maxBatch tasks delivered ahead, so the next batch can fill while one runs.
@@ -341,24 +339,5 @@ export class StageWorker {
     this.log.warn({ jobId: task.jobId, index: task.index, attempts, err }, "task failed: retrying");
     msg.nak(this.opts.retryDelayMs);
     this.metrics.tasks.inc({ ...labels, outcome: "retried" });
-  }
-
-  /** A task ran out of deliveries without an answer (its workers kept dying or hanging): fail its job. */
-  private async onMaxDeliveries(advisory: { stream_seq: number; deliveries: number }): Promise<void> {
-    try {
-      const stored = await this.conn.jsm.streams.getMessage(TASK_STREAM, { seq: advisory.stream_seq });
-      if (!stored) return;
-      const task = fromBinary(StageTaskSchema, stored.data);
-      const stage = task.route[0] !== undefined ? stageName(task.route[0]) : "unknown";
-      await failJob(
-        this.jobs,
-        this.conn.nc,
-        task.jobId,
-        `the ${stage} stage of image ${task.index} was delivered ${advisory.deliveries} times without finishing (its workers crashed or timed out)`,
-      );
-      await this.conn.jsm.streams.deleteMessage(TASK_STREAM, advisory.stream_seq);
-    } catch (err) {
-      this.log.error({ err, advisory }, "could not handle a max-deliveries advisory");
-    }
   }
 }

@@ -3,7 +3,7 @@ import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Counter, Gauge } from "prom-client";
-import { connectFarm, createLogger, createRegistry, ObjectStore, poolBacklog, serveMetrics, Shutdown } from "@unclip/core";
+import { connectFarm, createLogger, createRegistry, ObjectStore, poolBacklog, serveMetrics, Shutdown, watchDeadLetters } from "@unclip/core";
 import { farmFileDescriptors, grpcServiceDefinition, UnclipService, type Pool } from "@unclip/protocol";
 import { loadGatewayConfig, type GatewayConfig } from "./config.js";
 import { unclipService } from "./unclip-service.js";
@@ -53,6 +53,7 @@ try {
     },
   });
 
+  const deadLetters = watchDeadLetters(conn, log);
   const server = new Server();
   server.addService(grpcServiceDefinition(UnclipService), unclipService(conn, store, config.maxQueuedTasks, log, { requests, jobs }));
   const health = new HealthImplementation({ "": "SERVING", [UnclipService.typeName]: "SERVING" });
@@ -88,6 +89,7 @@ try {
       }),
     )
     .add("metrics server", () => new Promise((resolve) => metrics.server.close(resolve)))
+    .add("dead letters", () => deadLetters.unsubscribe())
     .add("nats", () => conn.nc.drain());
   log.info({ grpcPort, metricsPort: metrics.port, nats: config.natsUrl, s3: config.s3.endpoint }, `${SERVICE} ready`);
 } catch (err) {
