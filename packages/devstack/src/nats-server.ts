@@ -44,6 +44,7 @@ export async function startNatsServer(opts: { port?: number; storeDir?: string }
   const child = spawn(bin, ["-js", "-a", "127.0.0.1", "-p", String(opts.port ?? -1), "-sd", storeDir], {
     stdio: ["ignore", "ignore", "pipe"],
   });
+  process.once("exit", () => child.kill("SIGKILL"));
   const port = await new Promise<number>((resolve, reject) => {
     let log = "";
     const onData = (chunk: Buffer) => {

@@ -6,6 +6,12 @@ import { stopChild } from "./nats-server.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
+/** Children still running; killed when this process exits, so a crashed launcher or test leaves no orphans. */
+const running = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
 export type ServiceName = "gateway" | "prior-worker" | "decoder-worker" | "upscale-worker";
 
 export interface ServiceProcess {
@@ -33,6 +39,8 @@ export async function startService(
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
   const logs: Record<string, unknown>[] = [];
   const file: WriteStream | undefined = opts.logFile ? createWriteStream(opts.logFile, { flags: "a" }) : undefined;
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
