@@ -82,7 +82,7 @@ sampling(program.command("vary").description("make variations of an image").argu
   client.close();
 });
 
-sampling(program.command("edit").description("repaint the masked region of an image (mask: white = keep, black = repaint)"))
+sampling(program.command("edit").description("repaint the masked region of an image (mask: white or transparent = repaint)"))
   .argument("<image>")
   .argument("<mask>")
   .argument("<prompt>")

@@ -17,10 +17,10 @@ async function scene(): Promise<Buffer> {
   return sharp(Buffer.from(svg)).png().toBuffer();
 }
 
-/** White (keep) everywhere but the right half, which is black (repaint). */
+/** Black (keep) everywhere but the right half, which is white (repaint). */
 async function rightHalfMask(): Promise<Buffer> {
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="#fff"/><rect x="32" y="0" width="32" height="64" fill="#000"/></svg>`;
-  return sharp(Buffer.from(svg)).png().toBuffer();
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="#000"/><rect x="32" y="0" width="32" height="64" fill="#fff"/></svg>`;
+  return sharp(Buffer.from(svg)).png().removeAlpha().toBuffer();
 }
 
 async function rgb(png: Uint8Array): Promise<Buffer> {

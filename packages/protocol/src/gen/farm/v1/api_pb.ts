@@ -196,7 +196,8 @@ export type EditImageRequest = Message<"farm.v1.EditImageRequest"> & {
   image: Uint8Array;
 
   /**
-   * The mask, same aspect as the image: white (or opaque) = keep, black (or transparent) = repaint.
+   * The mask, same aspect as the image. With an alpha channel, transparent pixels are repainted (as in DALL·E's
+   * API); otherwise white pixels are repainted and black ones kept (as in Stable Diffusion inpainting).
    *
    * @generated from field: bytes mask = 2;
    */
