@@ -1,7 +1,7 @@
 #!/usr/bin/env -S npx tsx
 import { writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { convertLayersModel } from "./convertLayersModel.js";
+import { convertLayersModel } from "./convert-layers-model.js";
 
 const usage = "usage: tfjs-onnx <model.json> <out.onnx> [--input image] [--output upscaled]";
 const { positionals, values } = parseArgs({

@@ -1,6 +1,6 @@
-export { ConversionError } from "./ConversionError.js";
-export { convertLayersModel } from "./convertLayersModel.js";
-export { CONVERTER_VERSION, type ConvertOptions, layersToOnnx } from "./layersToOnnx.js";
+export { ConversionError } from "./conversion-error.js";
+export { convertLayersModel } from "./convert-layers-model.js";
+export { CONVERTER_VERSION, type ConvertOptions, layersToOnnx } from "./layers-to-onnx.js";
 export {
   decodeWeights,
   type LayerJson,
@@ -11,4 +11,4 @@ export {
   type Weight,
   type WeightSpec,
   type WeightsGroup,
-} from "./readLayersModel.js";
+} from "./read-layers-model.js";

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { UpscalerError } from "./UpscalerError.js";
+import { UpscalerError } from "./upscaler-error.js";
 
 /**
  * The part of the bundle manifest (packages/unclip/src/manifest.ts) an upscaler bundle uses. Declared here so the

@@ -1,10 +1,10 @@
 import path from "node:path";
 import ort from "onnxruntime-node";
-import { createSession } from "./createSession.js";
-import { featherWeights, tileStarts } from "./planTiles.js";
-import { readUpscalerManifest } from "./readUpscalerManifest.js";
+import { createSession } from "./create-session.js";
+import { featherWeights, tileStarts } from "./plan-tiles.js";
+import { readUpscalerManifest } from "./read-upscaler-manifest.js";
 import type { LoadOptions, RgbImage, UpscaleOptions, Upscaler } from "./types.js";
-import { UpscalerError } from "./UpscalerError.js";
+import { UpscalerError } from "./upscaler-error.js";
 
 const INPUT = "image";
 const OUTPUT = "upscaled";

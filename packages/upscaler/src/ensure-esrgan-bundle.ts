@@ -5,8 +5,8 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { CONVERTER_VERSION, type LayersModelJson, layersToOnnx, readLayersModel } from "@unclip/tfjs-onnx";
-import { sha256, type UpscalerManifest } from "./readUpscalerManifest.js";
-import { UpscalerError } from "./UpscalerError.js";
+import { sha256, type UpscalerManifest } from "./read-upscaler-manifest.js";
+import { UpscalerError } from "./upscaler-error.js";
 
 export type EsrganVariant = "slim" | "medium";
 export type EsrganScale = 2 | 3 | 4 | 8;

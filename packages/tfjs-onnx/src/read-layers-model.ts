@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { ConversionError } from "./ConversionError.js";
+import { ConversionError } from "./conversion-error.js";
 
 /** One layer of a Keras functional model as TF.js serialises it in model.json. */
 export interface LayerJson {

@@ -1,6 +1,6 @@
 import onnxProto from "onnx-proto";
-import { ConversionError } from "./ConversionError.js";
-import type { LayerJson, LayersModel } from "./readLayersModel.js";
+import { ConversionError } from "./conversion-error.js";
+import type { LayerJson, LayersModel } from "./read-layers-model.js";
 
 const { onnx } = onnxProto;
 

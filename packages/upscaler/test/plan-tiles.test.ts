@@ -1,5 +1,5 @@
 import { expect, it } from "vitest";
-import { featherWeights, tileStarts } from "../src/planTiles.js";
+import { featherWeights, tileStarts } from "../src/plan-tiles.js";
 
 it("covers every length with tiles whose blend weights sum to 1 wherever they overlap once", () => {
   const problems: string[] = [];
