@@ -79,8 +79,16 @@ export class WorkerMetrics {
   }
 }
 
-/** Serves GET /metrics (Prometheus text format) and GET /healthz. Port 0 picks a free port. */
-export async function serveMetrics(registry: Registry, port: number, host = "0.0.0.0"): Promise<{ server: Server; port: number }> {
+/**
+ * Serves GET /metrics (Prometheus text format) and GET /healthz (200 while `healthy()` holds, else 503, for
+ * Kubernetes probes). Port 0 picks a free port.
+ */
+export async function serveMetrics(
+  registry: Registry,
+  port: number,
+  healthy: () => boolean = () => true,
+  host = "0.0.0.0",
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.url === "/metrics") {
       registry
@@ -93,7 +101,8 @@ export async function serveMetrics(registry: Registry, port: number, host = "0.0
           res.writeHead(500).end(err.message);
         });
     } else if (req.url === "/healthz") {
-      res.writeHead(200).end("ok\n");
+      const ok = healthy();
+      res.writeHead(ok ? 200 : 503).end(ok ? "ok\n" : "unhealthy\n");
     } else {
       res.writeHead(404).end();
     }

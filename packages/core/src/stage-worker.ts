@@ -110,6 +110,11 @@ export class StageWorker {
     this.batcher = new TaskBatcher(opts.maxBatch, opts.maxWaitMs);
   }
 
+  /** True while the worker takes tasks (after start, before stop). */
+  get running(): boolean {
+    return this.state === State.Running && this.messages !== undefined;
+  }
+
   async start(): Promise<void> {
     const { pool } = this.handler;
     const consumerName = await ensurePoolConsumer(this.conn.jsm, pool, this.opts);
@@ -331,7 +336,10 @@ export class StageWorker {
         ? `the ${stageName(stage)} stage failed ${attempts} times; last error: ${farmError.message}`
         : `the ${stageName(stage)} stage refused image ${task.index}: ${farmError.message}`;
       this.log.warn({ jobId: task.jobId, index: task.index, err }, reason);
-      await failJob(this.jobs, this.conn.nc, task.jobId, reason);
+      const job = await failJob(this.jobs, this.conn.nc, task.jobId, reason);
+      if (job?.error === reason) {
+        this.metrics.jobSeconds.observe({ kind: (JobKind[job.kind] ?? "unknown").toLowerCase(), outcome: "failed" }, (Date.now() - Number(job.createdAtMs)) / 1000);
+      }
       msg.term(reason.slice(0, 200));
       this.metrics.tasks.inc({ ...labels, outcome: "failed" });
       return;

@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { int, loadCommonConfig, oneOf, str, type CommonConfig, type Env } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createRegistry, serveMetrics, WorkerMetrics } from "./metrics.js";
-import { connectFarm } from "./nats.js";
+import { connectFarm, type FarmConnection } from "./nats.js";
 import { ObjectStore } from "./object-store.js";
 import { Shutdown } from "./shutdown.js";
 import { StageWorker, type StageHandler, type StageWorkerOptions } from "./stage-worker.js";
@@ -61,17 +61,20 @@ export async function runWorker(
   const shutdown = new Shutdown(log, config.forceMs).installSignalHandlers();
   try {
     const registry = createRegistry(service);
-    const metrics = await serveMetrics(registry, config.metricsPort);
+    let worker: StageWorker | undefined;
+    let conn: FarmConnection | undefined;
+    // Healthy once the model is loaded and the worker pulls tasks, while NATS is connected.
+    const metrics = await serveMetrics(registry, config.metricsPort, () => worker?.running === true && conn?.nc.isClosed() === false);
     shutdown.add("metrics server", () => new Promise((resolve) => metrics.server.close(resolve)));
     const store = new ObjectStore(config.s3);
     await store.ensureBucket();
-    const conn = await connectFarm(config.natsUrl, `${service}-${config.worker.workerName}`);
+    conn = await connectFarm(config.natsUrl, `${service}-${config.worker.workerName}`);
     const handler = await makeHandler({ config, log, store });
-    const worker = new StageWorker(conn, store, handler, config.worker, log, new WorkerMetrics(registry));
+    worker = new StageWorker(conn, store, handler, config.worker, log, new WorkerMetrics(registry));
     // Order matters: stop taking tasks and finish in-flight ones before closing the model and the connection.
-    shutdown.add("stage worker", () => worker.stop());
+    shutdown.add("stage worker", () => worker!.stop());
     if (handler.close) shutdown.add("model", () => handler.close!());
-    shutdown.add("nats", () => conn.nc.drain());
+    shutdown.add("nats", () => conn!.nc.drain());
     await worker.start();
     log.info({ metricsPort: metrics.port, nats: config.natsUrl, s3: config.s3.endpoint }, `${service} ready`);
   } catch (err) {

@@ -64,7 +64,7 @@ try {
   const grpcPort = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${config.grpcHost}:${config.grpcPort}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
-  const metrics = await serveMetrics(registry, config.metricsPort);
+  const metrics = await serveMetrics(registry, config.metricsPort, () => !conn.nc.isClosed());
 
   void (async () => {
     for await (const s of conn.nc.status()) {

@@ -77,6 +77,10 @@ describe("a client with nothing but the server", () => {
         .split("\n")
         .filter((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)))
         .map((l) => Number(l.split(" ").pop()));
+    for (const [name, proc] of env.farm.services) {
+      const res = await fetch(`http://127.0.0.1:${String(proc.ready.metricsPort)}/healthz`);
+      expect(res.status, name).toBe(200);
+    }
     const gateway = await scrape("gateway");
     expect(series(gateway, "unclip_grpc_requests_total", { method: "Generate", code: "OK" })[0]).toBeGreaterThan(0);
     expect(series(gateway, "unclip_queue_backlog_tasks", { pool: "decoder" })).toEqual([0]);
