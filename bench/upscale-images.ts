@@ -27,7 +27,9 @@ export async function bicubic(image: RgbImage, width: number, height: number): P
 export async function packagedPhoto(): Promise<TestImage> {
   const require = createRequire(import.meta.url);
   const pkg = "@upscalerjs/esrgan-slim";
-  const dir = (require.resolve.paths(pkg) ?? []).map((d) => path.join(d, pkg)).find((d) => existsSync(path.join(d, "assets", "fixture.png")));
+  const dir = (require.resolve.paths(pkg) ?? [])
+    .map((d) => path.join(d, pkg))
+    .find((d) => existsSync(path.join(d, "assets", "fixture.png")));
   if (!dir) throw new Error(`${pkg} is not installed`);
   return { name: "photo (flower, npm asset)", image: await rgb(path.join(dir, "assets", "fixture.png")) };
 }

@@ -36,7 +36,8 @@ const viaModel = (upscaler: Upscaler, options: UpscaleOptions) => async (image: 
 const fixed = (v: number, digits: number) => (Number.isFinite(v) ? v.toFixed(digits) : "inf");
 
 const upscalers = new Map<EsrganVariant, Upscaler>();
-for (const variant of variants) upscalers.set(variant, await loadUpscaler(await ensureEsrganBundle(variant, SCALE), { executionProvider: "cpu" }));
+for (const variant of variants)
+  upscalers.set(variant, await loadUpscaler(await ensureEsrganBundle(variant, SCALE), { executionProvider: "cpu" }));
 
 // Two passes the farm runs: 64 -> 256 and 256 -> 1024; tiled runs use tiles small enough to cut these inputs.
 const passes = [
@@ -74,8 +75,13 @@ for (const pass of passes) {
     const tiled = await timed(low, viaModel(upscaler, pass.tiles));
     const tiledSpeed = await timed(sameSize, viaModel(upscaler, pass.tiles));
     methods.push([`esrgan-${variant}`, untiled, tiled]);
-    for (const [how, t] of [["untiled", untiledSpeed], [`tiled ${pass.tiles.tileSize}/${pass.tiles.overlap}`, tiledSpeed]] as const) {
-      speedRows.push(`| ${pass.name} | esrgan-${variant} | ${how} | ${fixed(t.cpuMs, 0)} | ${fixed(t.wallMs, 0)} | ${fixed(t.cpuMs / bicubicSpeed.cpuMs, 0)}× |`);
+    for (const [how, t] of [
+      ["untiled", untiledSpeed],
+      [`tiled ${pass.tiles.tileSize}/${pass.tiles.overlap}`, tiledSpeed],
+    ] as const) {
+      speedRows.push(
+        `| ${pass.name} | esrgan-${variant} | ${how} | ${fixed(t.cpuMs, 0)} | ${fixed(t.wallMs, 0)} | ${fixed(t.cpuMs / bicubicSpeed.cpuMs, 0)}× |`,
+      );
     }
   }
   pass.references.forEach(({ name, image }, i) => {
@@ -90,9 +96,16 @@ for (const pass of passes) {
 const methodNames = ["bicubic", ...[...upscalers.keys()].map((v) => `esrgan-${v}`)];
 const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const averageRow = (label: string, suffix: string) =>
-  `| ${label} | **average** | | ${methodNames.map((m) => { const e = averages.get(`${m}${suffix}`)!; return `**${fixed(avg(e.psnr), 2)} / ${avg(e.ssim).toFixed(4)}**`; }).join(" | ")} |`;
+  `| ${label} | **average** | | ${methodNames
+    .map((m) => {
+      const e = averages.get(`${m}${suffix}`)!;
+      return `**${fixed(avg(e.psnr), 2)} / ${avg(e.ssim).toFixed(4)}**`;
+    })
+    .join(" | ")} |`;
 
-console.log(`\nESRGAN (converted to ONNX, onnxruntime-node CPU) vs bicubic, x${SCALE}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), node ${process.version}\n`);
+console.log(
+  `\nESRGAN (converted to ONNX, onnxruntime-node CPU) vs bicubic, x${SCALE}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), node ${process.version}\n`,
+);
 console.log("Quality: PSNR (dB) / SSIM on luma, border of 4 px cropped; higher is better. (tiled …) = PSNR of the tiled run.\n");
 console.log(`| pass | image | size | ${methodNames.join(" | ")} |`);
 console.log(`|---|---|---|${methodNames.map(() => "---").join("|")}|`);

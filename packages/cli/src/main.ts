@@ -2,7 +2,16 @@
 import { readFile } from "node:fs/promises";
 import { Command, InvalidArgumentError } from "commander";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
-import { create, GenerateRequestSchema, CreateVariationsRequestSchema, EditImageRequestSchema, JobState, SamplingOptionsSchema, toJson, JobSchema } from "@unclip/protocol";
+import {
+  create,
+  GenerateRequestSchema,
+  CreateVariationsRequestSchema,
+  EditImageRequestSchema,
+  JobState,
+  SamplingOptionsSchema,
+  toJson,
+  JobSchema,
+} from "@unclip/protocol";
 import { UnclipClient } from "./client.js";
 import { RenderProgress } from "./render-progress.js";
 import { formatResult, renderJob, type RenderResult } from "./render-job.js";
@@ -70,17 +79,21 @@ async function follow(events: AsyncIterable<import("@unclip/protocol").JobEvent>
   console.log(formatResult(result));
 }
 
-sampling(program.command("render").description("render images for a prompt").argument("<prompt>")).action(async (prompt: string, o: SamplingFlags) => {
-  const client = new UnclipClient(program.opts().address);
-  await follow(client.generate(create(GenerateRequestSchema, { prompt, ...common(o) })), o.out);
-  client.close();
-});
+sampling(program.command("render").description("render images for a prompt").argument("<prompt>")).action(
+  async (prompt: string, o: SamplingFlags) => {
+    const client = new UnclipClient(program.opts().address);
+    await follow(client.generate(create(GenerateRequestSchema, { prompt, ...common(o) })), o.out);
+    client.close();
+  },
+);
 
-sampling(program.command("vary").description("make variations of an image").argument("<image>")).action(async (image: string, o: SamplingFlags) => {
-  const client = new UnclipClient(program.opts().address);
-  await follow(client.createVariations(create(CreateVariationsRequestSchema, { image: await readFile(image), ...common(o) })), o.out);
-  client.close();
-});
+sampling(program.command("vary").description("make variations of an image").argument("<image>")).action(
+  async (image: string, o: SamplingFlags) => {
+    const client = new UnclipClient(program.opts().address);
+    await follow(client.createVariations(create(CreateVariationsRequestSchema, { image: await readFile(image), ...common(o) })), o.out);
+    client.close();
+  },
+);
 
 sampling(program.command("edit").description("repaint the masked region of an image (mask: white or transparent = repaint)"))
   .argument("<image>")

@@ -64,7 +64,9 @@ async function download(url: string): Promise<Uint8Array> {
 }
 
 /** Per stage: mean seconds of work and of queue wait over the job's images. */
-export function summarizeTimings(timings: readonly StageTiming[]): { stage: string; seconds: number; queueSeconds: number; images: number }[] {
+export function summarizeTimings(
+  timings: readonly StageTiming[],
+): { stage: string; seconds: number; queueSeconds: number; images: number }[] {
   const byStage = new Map<number, StageTiming[]>();
   for (const t of timings) byStage.set(t.stage, [...(byStage.get(t.stage) ?? []), t]);
   return [...byStage.entries()]
@@ -81,7 +83,9 @@ export function summarizeTimings(timings: readonly StageTiming[]): { stage: stri
 export function formatResult(result: RenderResult): string {
   const lines = [`job ${result.job.jobId} finished in ${result.seconds.toFixed(2)} s`];
   for (const t of summarizeTimings(result.timings)) {
-    lines.push(`  ${t.stage.padEnd(14)} ${t.seconds.toFixed(3).padStart(8)} s per image (queue wait ${t.queueSeconds.toFixed(3)} s, ${t.images} image${t.images === 1 ? "" : "s"})`);
+    lines.push(
+      `  ${t.stage.padEnd(14)} ${t.seconds.toFixed(3).padStart(8)} s per image (queue wait ${t.queueSeconds.toFixed(3)} s, ${t.images} image${t.images === 1 ? "" : "s"})`,
+    );
   }
   for (const f of result.files) lines.push(`  image ${f.index} ${String(f.size).padStart(4)} px  ${f.path}`);
   return lines.join("\n");

@@ -17,7 +17,8 @@ export class RenderProgress {
     if (!this.enabled) return;
     const e = event.event;
     if (e.case === "stageStarted") this.bar(e.value.index).update(0, { stage: stageName(e.value.stage) });
-    else if (e.case === "step") this.bar(e.value.index).setTotal(e.value.total), this.bar(e.value.index).update(e.value.step, { stage: stageName(e.value.stage) });
+    else if (e.case === "step")
+      (this.bar(e.value.index).setTotal(e.value.total), this.bar(e.value.index).update(e.value.step, { stage: stageName(e.value.stage) }));
     else if (e.case === "stageFinished" && e.value.timing) {
       const bar = this.bar(e.value.timing.index);
       bar.update(bar.getTotal(), { stage: `${stageName(e.value.timing.stage)} done` });

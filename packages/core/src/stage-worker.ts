@@ -173,7 +173,12 @@ export class StageWorker {
       }
       const stage = task.route[0];
       if (stage === undefined || stagePool(stage) !== this.handler.pool) {
-        await failJob(this.jobs, this.conn.nc, task.jobId, `internal error: task routed to the ${this.handler.pool} pool with route [${task.route.map(stageName)}]`);
+        await failJob(
+          this.jobs,
+          this.conn.nc,
+          task.jobId,
+          `internal error: task routed to the ${this.handler.pool} pool with route [${task.route.map(stageName)}]`,
+        );
         msg.term("misrouted");
         continue;
       }
@@ -230,7 +235,10 @@ export class StageWorker {
         stage,
         attempt: msg.info.deliveryCount,
         progress: (step, total) =>
-          publishEvent(this.conn.nc, task.jobId, { case: "step", value: create(StepProgressSchema, { stage, index: task.index, step, total }) }),
+          publishEvent(this.conn.nc, task.jobId, {
+            case: "step",
+            value: create(StepProgressSchema, { stage, index: task.index, step, total }),
+          }),
       };
     });
     const { signal, dispose } = this.batchSignal(live.map((l) => l.item.task.jobId));
@@ -307,7 +315,10 @@ export class StageWorker {
     } else if (produced) {
       const job = await recordImage(this.jobs, this.conn.nc, task, produced, next.timings);
       if (job && job.images.length >= job.numImages) {
-        this.metrics.jobSeconds.observe({ kind: (JobKind[job.kind] ?? "unknown").toLowerCase(), outcome: "succeeded" }, (Date.now() - Number(job.createdAtMs)) / 1000);
+        this.metrics.jobSeconds.observe(
+          { kind: (JobKind[job.kind] ?? "unknown").toLowerCase(), outcome: "succeeded" },
+          (Date.now() - Number(job.createdAtMs)) / 1000,
+        );
       }
     } else {
       throw new FarmError(GrpcStatus.INTERNAL, `stage ${stageName(stage)} produced no image but ends the route`);
@@ -338,7 +349,10 @@ export class StageWorker {
       this.log.warn({ jobId: task.jobId, index: task.index, err }, reason);
       const job = await failJob(this.jobs, this.conn.nc, task.jobId, reason);
       if (job?.error === reason) {
-        this.metrics.jobSeconds.observe({ kind: (JobKind[job.kind] ?? "unknown").toLowerCase(), outcome: "failed" }, (Date.now() - Number(job.createdAtMs)) / 1000);
+        this.metrics.jobSeconds.observe(
+          { kind: (JobKind[job.kind] ?? "unknown").toLowerCase(), outcome: "failed" },
+          (Date.now() - Number(job.createdAtMs)) / 1000,
+        );
       }
       msg.term(reason.slice(0, 200));
       this.metrics.tasks.inc({ ...labels, outcome: "failed" });

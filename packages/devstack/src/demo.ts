@@ -17,12 +17,16 @@ console.log(`starting the farm (logs in ${logDir}) …`);
 const farm = await startFarmStack({ logDir });
 let failed = false;
 try {
-  console.log(`farm up in ${((Date.now() - t0) / 1000).toFixed(1)} s: gateway ${farm.grpcAddress}, nats ${farm.nats.url}, s3 ${farm.s3.endpoint}`);
+  console.log(
+    `farm up in ${((Date.now() - t0) / 1000).toFixed(1)} s: gateway ${farm.grpcAddress}, nats ${farm.nats.url}, s3 ${farm.s3.endpoint}`,
+  );
   console.log(`rendering "${prompt}" …`);
   const client = new UnclipClient(farm.grpcAddress);
   const progress = new RenderProgress();
   try {
-    const result = await renderJob(client.generate(create(GenerateRequestSchema, { prompt, size: 1024, seed: 42n })), outDir, (e) => progress.update(e));
+    const result = await renderJob(client.generate(create(GenerateRequestSchema, { prompt, size: 1024, seed: 42n })), outDir, (e) =>
+      progress.update(e),
+    );
     progress.stop();
     console.log(formatResult(result));
   } finally {

@@ -57,10 +57,14 @@ export async function startFarmStack(opts: FarmStackOptions = {}): Promise<FarmS
     return { ...e, ...opts.serviceEnv?.[name] };
   };
   const start = async (name: ServiceName, extraEnv: Record<string, string> = {}) => {
-    const proc = await startService(name, { ...serviceEnv(name), ...extraEnv }, {
-      logFile: opts.logDir ? path.join(opts.logDir, `${name}.log`) : undefined,
-      readyTimeoutMs: 180_000,
-    });
+    const proc = await startService(
+      name,
+      { ...serviceEnv(name), ...extraEnv },
+      {
+        logFile: opts.logDir ? path.join(opts.logDir, `${name}.log`) : undefined,
+        readyTimeoutMs: 180_000,
+      },
+    );
     services.set(name, proc);
     return proc;
   };

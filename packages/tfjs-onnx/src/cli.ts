@@ -14,7 +14,11 @@ if (positionals.length !== 2) {
 }
 const [modelJson, out] = positionals;
 try {
-  const bytes = await convertLayersModel(modelJson, { inputName: values.input, outputName: values.output, docString: `converted from ${modelJson}` });
+  const bytes = await convertLayersModel(modelJson, {
+    inputName: values.input,
+    outputName: values.output,
+    docString: `converted from ${modelJson}`,
+  });
   await writeFile(out, bytes);
   console.log(`${out}: ${bytes.length} bytes`);
 } catch (error) {

@@ -34,9 +34,16 @@ function str(name: string, value: string) {
 
 /** Keras options that only matter for training; everything else a layer carries must be understood or refused. */
 const TRAINING_ONLY = new Set([
-  "name", "trainable", "dtype",
-  "kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
-  "activity_regularizer", "kernel_constraint", "bias_constraint",
+  "name",
+  "trainable",
+  "dtype",
+  "kernel_initializer",
+  "bias_initializer",
+  "kernel_regularizer",
+  "bias_regularizer",
+  "activity_regularizer",
+  "kernel_constraint",
+  "bias_constraint",
 ]);
 
 /** Per tensor: its name in the graph and its channel count (every tensor here is rank 4). */
@@ -94,7 +101,8 @@ function pair(layer: LayerJson, key: string): [number, number] {
 
 function channelsLast(layer: LayerJson): void {
   const format = layer.config.data_format;
-  if (format !== undefined && format !== "channels_last") refuse(layer, `data_format "${String(format)}" is not supported (channels_last only)`);
+  if (format !== undefined && format !== "channels_last")
+    refuse(layer, `data_format "${String(format)}" is not supported (channels_last only)`);
 }
 
 const ACTIVATIONS: Record<string, string | null> = { linear: null, relu: "Relu", sigmoid: "Sigmoid", tanh: "Tanh" };
@@ -115,7 +123,17 @@ const TRANSLATORS: Record<string, Translator> = {
   Conv2D(ctx) {
     const { layer } = ctx;
     const c = layer.config;
-    checkOptions(layer, ["filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups", "activation", "use_bias"]);
+    checkOptions(layer, [
+      "filters",
+      "kernel_size",
+      "strides",
+      "padding",
+      "data_format",
+      "dilation_rate",
+      "groups",
+      "activation",
+      "use_bias",
+    ]);
     channelsLast(layer);
     const [kh, kw] = pair(layer, "kernel_size");
     const strides = pair(layer, "strides");
@@ -136,7 +154,8 @@ const TRANSLATORS: Record<string, Translator> = {
     for (let y = 0; y < kh; y++)
       for (let x = 0; x < kw; x++)
         for (let i = 0; i < perGroup; i++)
-          for (let o = 0; o < filters; o++) oihw[((o * perGroup + i) * kh + y) * kw + x] = kernel.data[((y * kw + x) * perGroup + i) * filters + o];
+          for (let o = 0; o < filters; o++)
+            oihw[((o * perGroup + i) * kh + y) * kw + x] = kernel.data[((y * kw + x) * perGroup + i) * filters + o];
     const inputs = [ctx.inputs[0].name, ctx.graph.constant(`${layer.name}/kernel`, [filters, perGroup, kh, kw], oihw)];
     if (c.use_bias !== false) {
       const bias = ctx.weight("bias");
@@ -164,7 +183,8 @@ const TRANSLATORS: Record<string, Translator> = {
 
   Activation(ctx) {
     checkOptions(ctx.layer, ["activation"]);
-    if (!activation(ctx, ctx.layer.config.activation, ctx.inputs[0].name, ctx.output)) ctx.graph.node("Identity", [ctx.inputs[0].name], ctx.output);
+    if (!activation(ctx, ctx.layer.config.activation, ctx.inputs[0].name, ctx.output))
+      ctx.graph.node("Identity", [ctx.inputs[0].name], ctx.output);
     return ctx.inputs[0].channels;
   },
 
@@ -172,14 +192,23 @@ const TRANSLATORS: Record<string, Translator> = {
     checkOptions(ctx.layer, ["axis"]);
     const axis = NHWC_TO_NCHW[(ctx.layer.config.axis as number | undefined) ?? -1];
     if (axis === undefined) refuse(ctx.layer, `axis ${JSON.stringify(ctx.layer.config.axis)} is not an axis of a rank-4 tensor`);
-    ctx.graph.node("Concat", ctx.inputs.map((t) => t.name), ctx.output, [int("axis", axis)]);
+    ctx.graph.node(
+      "Concat",
+      ctx.inputs.map((t) => t.name),
+      ctx.output,
+      [int("axis", axis)],
+    );
     return axis === 1 ? ctx.inputs.reduce((sum, t) => sum + t.channels, 0) : ctx.inputs[0].channels;
   },
 
   Add(ctx) {
     checkOptions(ctx.layer, []);
     if (ctx.inputs.some((t) => t.channels !== ctx.inputs[0].channels)) refuse(ctx.layer, "adds tensors with different channel counts");
-    ctx.graph.node(ctx.inputs.length === 2 ? "Add" : "Sum", ctx.inputs.map((t) => t.name), ctx.output);
+    ctx.graph.node(
+      ctx.inputs.length === 2 ? "Add" : "Sum",
+      ctx.inputs.map((t) => t.name),
+      ctx.output,
+    );
     return ctx.inputs[0].channels;
   },
 
@@ -221,7 +250,9 @@ export function layersToOnnx(model: LayersModel, options: ConvertOptions = {}): 
     throw new ConversionError("the topology has no input_layers/output_layers; only functional models are supported");
   }
   if (config.input_layers.length !== 1 || config.output_layers.length !== 1) {
-    throw new ConversionError(`the model has ${config.input_layers.length} inputs and ${config.output_layers.length} outputs; one of each is supported`);
+    throw new ConversionError(
+      `the model has ${config.input_layers.length} inputs and ${config.output_layers.length} outputs; one of each is supported`,
+    );
   }
   const byName = new Map(config.layers.map((l) => [l.name, l]));
   const inputLayer = config.input_layers[0][0];
@@ -247,7 +278,8 @@ export function layersToOnnx(model: LayersModel, options: ConvertOptions = {}): 
       if (!translate) refuse(layer, `layer type ${layer.class_name} is not supported (${Object.keys(TRANSLATORS).join(", ")})`);
       if (layer.inbound_nodes.length !== 1) refuse(layer, `is called ${layer.inbound_nodes.length} times; shared layers are not supported`);
       const inputs = layer.inbound_nodes[0].map(([from, node, index]) => {
-        if (node !== 0 || index !== 0) refuse(layer, `reads output ${node}:${index} of "${from}"; only single-call, single-output layers are supported`);
+        if (node !== 0 || index !== 0)
+          refuse(layer, `reads output ${node}:${index} of "${from}"; only single-call, single-output layers are supported`);
         return visit(from);
       });
       const output = name === outputLayer ? outputName : name;

@@ -60,7 +60,9 @@ export function decodeWeights(manifest: WeightsGroup[], shards: Uint8Array[][]):
     let offset = 0;
     for (const spec of group.weights) {
       if (spec.dtype !== "float32" || spec.quantization !== undefined) {
-        throw new ConversionError(`weight ${spec.name} is ${spec.dtype}${spec.quantization ? " (quantized)" : ""}; only plain float32 weights are supported`);
+        throw new ConversionError(
+          `weight ${spec.name} is ${spec.dtype}${spec.quantization ? " (quantized)" : ""}; only plain float32 weights are supported`,
+        );
       }
       const count = spec.shape.reduce((a, b) => a * b, 1);
       const end = offset + count * 4;

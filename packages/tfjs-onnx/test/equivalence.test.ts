@@ -13,10 +13,15 @@ describe.each([
   it("matches TF.js within 1e-2 on the 0-255 scale", async () => {
     const modelJson = upscalerjsModelJson(pkg, scale);
     const shape: [number, number, number, number] = [2, 20, 28, 3];
-    const input = randomPixels(shape.reduce((a, b) => a * b), scale);
+    const input = randomPixels(
+      shape.reduce((a, b) => a * b),
+      scale,
+    );
     const [tfModel, onnxBytes] = await Promise.all([loadTfjs(modelJson), convertLayersModel(modelJson)]);
     const { max, dims, outputRange } = await maxAbsDiff(tfModel, onnxBytes, input, shape);
-    console.log(`${pkg} x${scale}: max |onnx - tfjs| = ${max.toExponential(2)} over [${dims}], TF.js output range [${outputRange.map((v) => v.toFixed(1))}]`);
+    console.log(
+      `${pkg} x${scale}: max |onnx - tfjs| = ${max.toExponential(2)} over [${dims}], TF.js output range [${outputRange.map((v) => v.toFixed(1))}]`,
+    );
     expect(dims).toEqual([2, 3, 20 * scale, 28 * scale]);
     expect(max).toBeLessThanOrEqual(1e-2);
   });

@@ -48,13 +48,17 @@ export function nhwcToNchw(data: Float32Array, [n, h, w, c]: number[]): Float32A
   const out = new Float32Array(data.length);
   for (let b = 0; b < n; b++)
     for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++)
-        for (let k = 0; k < c; k++) out[((b * c + k) * h + y) * w + x] = data[((b * h + y) * w + x) * c + k];
+      for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) out[((b * c + k) * h + y) * w + x] = data[((b * h + y) * w + x) * c + k];
   return out;
 }
 
 /** Runs the TF.js model and the converted ONNX model on the same NHWC input; returns the max |difference|. */
-export async function maxAbsDiff(model: tf.LayersModel, onnxBytes: Uint8Array, input: Float32Array, shape: [number, number, number, number]) {
+export async function maxAbsDiff(
+  model: tf.LayersModel,
+  onnxBytes: Uint8Array,
+  input: Float32Array,
+  shape: [number, number, number, number],
+) {
   const expected = tf.tidy(() => model.predict(tf.tensor4d(input, shape)) as tf.Tensor4D);
   const expectedShape = expected.shape;
   const expectedNchw = nhwcToNchw(await expected.data<"float32">(), expectedShape);

@@ -25,10 +25,25 @@ function conversionError(m: LayersModel): ConversionError {
 
 describe("refuses what it cannot translate, naming the layer", () => {
   it.each<[string, string, (l: LayerJson) => void, RegExp]>([
-    ["an unknown layer type", "F_0", (l) => (l.class_name = "BatchNormalization"), /layer "F_0": layer type BatchNormalization is not supported/],
-    ["bilinear upsampling", "UPsample", (l) => (l.config.interpolation = "bilinear"), /layer "UPsample": interpolation "bilinear" is not supported/],
+    [
+      "an unknown layer type",
+      "F_0",
+      (l) => (l.class_name = "BatchNormalization"),
+      /layer "F_0": layer type BatchNormalization is not supported/,
+    ],
+    [
+      "bilinear upsampling",
+      "UPsample",
+      (l) => (l.config.interpolation = "bilinear"),
+      /layer "UPsample": interpolation "bilinear" is not supported/,
+    ],
     ["channels_first", "GFF_1", (l) => (l.config.data_format = "channels_first"), /layer "GFF_1": data_format "channels_first"/],
-    ["an unknown option", "F_1_1", (l) => (l.config.kernel_quantizer = "int8"), /layer "F_1_1": Conv2D option "kernel_quantizer" is not supported/],
+    [
+      "an unknown option",
+      "F_1_1",
+      (l) => (l.config.kernel_quantizer = "int8"),
+      /layer "F_1_1": Conv2D option "kernel_quantizer" is not supported/,
+    ],
     ["an unknown activation", "UPN1_Relu", (l) => (l.config.activation = "gelu"), /layer "UPN1_Relu": activation "gelu" is not supported/],
     ["causal padding", "SR", (l) => (l.config.padding = "causal"), /layer "SR": padding "causal" is not supported/],
   ])("%s", (_, name, edit, message) => {

@@ -103,7 +103,12 @@ export async function loadBundle(dir: string, options: LoadBundleOptions): Promi
 async function readEmbeddingStats(dir: string, manifest: BundleManifest, file: string): Promise<EmbeddingStats> {
   const stats = JSON.parse(await readFile(bundleFile(dir, manifest, file), "utf8")) as { mean?: number[]; std?: number[] };
   const dim = manifest.clip?.embedDim;
-  if (!Array.isArray(stats.mean) || !Array.isArray(stats.std) || stats.mean.length !== stats.std.length || (dim && stats.mean.length !== dim)) {
+  if (
+    !Array.isArray(stats.mean) ||
+    !Array.isArray(stats.std) ||
+    stats.mean.length !== stats.std.length ||
+    (dim && stats.mean.length !== dim)
+  ) {
     throw new BundleError(`${file} needs "mean" and "std" arrays of the embedding dimension`, dir);
   }
   return { mean: Float32Array.from(stats.mean), std: Float32Array.from(stats.std) };

@@ -62,7 +62,8 @@ export class EmbeddingToImage {
 
     const embeds = new Float32Array(2 * n * D);
     items.forEach((item, b) => {
-      if (item.embedding.length !== D) throw new RangeError(`item ${b}: embedding has ${item.embedding.length} values, the decoder takes ${D}`);
+      if (item.embedding.length !== D)
+        throw new RangeError(`item ${b}: embedding has ${item.embedding.length} values, the decoder takes ${D}`);
       embeds.set(item.embedding, (n + b) * D);
     });
 

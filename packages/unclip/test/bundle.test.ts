@@ -74,7 +74,9 @@ describe("tiny-random models", () => {
     const n = 2;
     const text = await textEncoder!.run({ input_ids: new Tensor("int64", new BigInt64Array(n * 16), [n, 16]) });
     expect(finite(text.text_embeds) && finite(text.last_hidden_state)).toBe(true);
-    const image = await imageEncoder!.run({ pixel_values: new Tensor("float32", new Float32Array(n * 3 * 64 * 64).fill(-1e3), [n, 3, 64, 64]) });
+    const image = await imageEncoder!.run({
+      pixel_values: new Tensor("float32", new Float32Array(n * 3 * 64 * 64).fill(-1e3), [n, 3, 64, 64]),
+    });
     expect(finite(image.image_embeds)).toBe(true);
     for (const t of [0n, 999n]) {
       const p = await prior!.run({

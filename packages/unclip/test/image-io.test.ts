@@ -17,11 +17,17 @@ describe("image-io", () => {
   });
 
   it("drops alpha, expands grey to RGB and reads JPEG", async () => {
-    const rgba = await sharp(Buffer.from([10, 20, 30, 0, 40, 50, 60, 255]), { raw: { width: 2, height: 1, channels: 4 } }).png().toBuffer();
+    const rgba = await sharp(Buffer.from([10, 20, 30, 0, 40, 50, 60, 255]), { raw: { width: 2, height: 1, channels: 4 } })
+      .png()
+      .toBuffer();
     expect(Array.from((await decodeImage(rgba)).data)).toEqual([10, 20, 30, 40, 50, 60]);
-    const grey = await sharp(Buffer.from([0, 128, 255]), { raw: { width: 3, height: 1, channels: 1 } }).png().toBuffer();
+    const grey = await sharp(Buffer.from([0, 128, 255]), { raw: { width: 3, height: 1, channels: 1 } })
+      .png()
+      .toBuffer();
     expect(Array.from((await decodeImage(grey)).data)).toEqual([0, 0, 0, 128, 128, 128, 255, 255, 255]);
-    const jpeg = await sharp(Buffer.from(pattern(16, 8).data), { raw: { width: 16, height: 8, channels: 3 } }).jpeg().toBuffer();
+    const jpeg = await sharp(Buffer.from(pattern(16, 8).data), { raw: { width: 16, height: 8, channels: 3 } })
+      .jpeg()
+      .toBuffer();
     const decoded = await decodeImage(jpeg);
     expect([decoded.width, decoded.height, decoded.data.length]).toEqual([16, 8, 16 * 8 * 3]);
   });
@@ -29,7 +35,9 @@ describe("image-io", () => {
   it("refuses bytes that are not a PNG or JPEG image with a readable ImageInputError", async () => {
     await expect(decodeImage(new TextEncoder().encode("hello, this is not an image"))).rejects.toThrow(ImageInputError);
     await expect(decodeImage(new Uint8Array(0))).rejects.toThrow(/not a readable image.*PNG or JPEG/);
-    const webp = await sharp(Buffer.from(pattern(4, 4).data), { raw: { width: 4, height: 4, channels: 3 } }).webp().toBuffer();
+    const webp = await sharp(Buffer.from(pattern(4, 4).data), { raw: { width: 4, height: 4, channels: 3 } })
+      .webp()
+      .toBuffer();
     await expect(decodeImage(webp)).rejects.toThrow(/is a webp file; send a PNG or JPEG/);
     const png = await encodePng(pattern(8, 8));
     await expect(decodeImage(png.subarray(0, png.length / 2))).rejects.toThrow(ImageInputError);
@@ -37,13 +45,19 @@ describe("image-io", () => {
 
   it("decodes masks: white or transparent = repaint (0), the rest kept (1), resized to size", async () => {
     // left column white, right column black
-    const bw = await sharp(Buffer.from([255, 0, 255, 0]), { raw: { width: 2, height: 2, channels: 1 } }).png().toBuffer();
+    const bw = await sharp(Buffer.from([255, 0, 255, 0]), { raw: { width: 2, height: 2, channels: 1 } })
+      .png()
+      .toBuffer();
     expect(Array.from(await decodeMask(bw, 4))).toEqual([0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]);
     // top row transparent, bottom opaque (colours ignored)
-    const alpha = await sharp(Buffer.from([255, 255, 255, 0, 0, 0, 0, 255]), { raw: { width: 1, height: 2, channels: 4 } }).png().toBuffer();
+    const alpha = await sharp(Buffer.from([255, 255, 255, 0, 0, 0, 0, 255]), { raw: { width: 1, height: 2, channels: 4 } })
+      .png()
+      .toBuffer();
     expect(Array.from(await decodeMask(alpha, 2))).toEqual([0, 0, 1, 1]);
     // an alpha channel that is opaque everywhere: white still marks the repaint region
-    const opaque = await sharp(Buffer.from([255, 255, 255, 255, 0, 0, 0, 255]), { raw: { width: 2, height: 1, channels: 4 } }).png().toBuffer();
+    const opaque = await sharp(Buffer.from([255, 255, 255, 255, 0, 0, 0, 255]), { raw: { width: 2, height: 1, channels: 4 } })
+      .png()
+      .toBuffer();
     expect(Array.from(await decodeMask(opaque, 2))).toEqual([0, 1, 0, 1]);
     await expect(decodeMask(new Uint8Array([1, 2, 3]), 64)).rejects.toThrow(/mask/);
   });

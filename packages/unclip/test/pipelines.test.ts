@@ -117,7 +117,10 @@ describe("EmbeddingToImage", () => {
       const options = { steps: 5, guidance: 8, sampler };
       const [plainAlone] = await decoder.run([plain], options);
       const [editAlone] = await decoder.run([edit], options);
-      const batch = await decoder.run([{ embedding: embedding(20n), seed: 3n }, plain, edit, { embedding: embedding(21n), seed: 4n }], options);
+      const batch = await decoder.run(
+        [{ embedding: embedding(20n), seed: 3n }, plain, edit, { embedding: embedding(21n), seed: 4n }],
+        options,
+      );
       expect(bits(batch[1].data)).toEqual(bits(plainAlone.data));
       expect(bits(batch[2].data)).toEqual(bits(editAlone.data));
     }
@@ -168,7 +171,11 @@ describe("EmbeddingToImage", () => {
     const [out] = await new EmbeddingToImage(plainBundle).run([{ embedding: embedding(1n), seed: 1n, inpaint: { image: source, keep } }], {
       steps: 3,
     });
-    expect(seen).toEqual([[2, 3, 64, 64], [2, 3, 64, 64], [2, 3, 64, 64]]);
+    expect(seen).toEqual([
+      [2, 3, 64, 64],
+      [2, 3, 64, 64],
+      [2, 3, 64, 64],
+    ]);
     expect(bits(out.data.subarray(0, 2048 * 3))).toEqual(bits(source.data.subarray(0, 2048 * 3)));
   });
 });

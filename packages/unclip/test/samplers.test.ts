@@ -34,7 +34,13 @@ describe("DDPMSampler", () => {
   it("x0 prediction, fixed_small_log, clamp at ±10 (case B)", () => {
     const sampler = new DDPMSampler(priorScheduler, 3);
     sampler.setTimesteps(7);
-    const result = sampler.step(Float32Array.of(12.0, -0.75, 0.5), 999, 0, Float32Array.of(1.0, -0.5, 0.25), Float32Array.of(0.5, -0.25, 2.0));
+    const result = sampler.step(
+      Float32Array.of(12.0, -0.75, 0.5),
+      999,
+      0,
+      Float32Array.of(1.0, -0.5, 0.25),
+      Float32Array.of(0.5, -0.25, 2.0),
+    );
     expectClose(result, [3.0566750337929323, -0.4346701907863015, 2.061356726221649]);
   });
 

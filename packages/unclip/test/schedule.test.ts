@@ -15,8 +15,7 @@ describe("respacedTimesteps", () => {
   it("multiplies the float step as numpy does (n=27: 13·(999/26) lands just under 499.5)", () => {
     // /usr/bin/python3 -c "import numpy as np; print(np.round(np.linspace(0,999,27)).astype(int)[::-1].tolist())"
     expect(respacedTimesteps(27)).toEqual([
-      999, 961, 922, 884, 845, 807, 768, 730, 692, 653, 615, 576, 538, 499, 461, 423, 384, 346, 307, 269, 231, 192, 154, 115, 77, 38,
-      0,
+      999, 961, 922, 884, 845, 807, 768, 730, 692, 653, 615, 576, 538, 499, 461, 423, 384, 346, 307, 269, 231, 192, 154, 115, 77, 38, 0,
     ]);
   });
 

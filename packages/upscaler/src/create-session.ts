@@ -14,7 +14,10 @@ export async function createSession(
     try {
       return { session: await ort.InferenceSession.create(modelPath, { executionProviders: ["cuda"] }), provider: "cuda" };
     } catch (error) {
-      log("upscaler: the CUDA execution provider is not available, running on the CPU", { model: modelPath, error: (error as Error).message });
+      log("upscaler: the CUDA execution provider is not available, running on the CPU", {
+        model: modelPath,
+        error: (error as Error).message,
+      });
     }
   }
   return { session: await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"] }), provider: "cpu" };

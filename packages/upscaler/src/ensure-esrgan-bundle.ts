@@ -74,7 +74,9 @@ export async function ensureEsrganBundle(variant: EsrganVariant, scale: EsrganSc
   await mkdir(cacheRoot, { recursive: true });
   const tmp = await mkdtemp(path.join(cacheRoot, `.${name}-`));
   try {
-    const onnx = layersToOnnx(await readLayersModel(modelJson), { docString: `${pkg}@${version} models/x${scale}, converted by @unclip/tfjs-onnx` });
+    const onnx = layersToOnnx(await readLayersModel(modelJson), {
+      docString: `${pkg}@${version} models/x${scale}, converted by @unclip/tfjs-onnx`,
+    });
     await writeFile(path.join(tmp, "model.onnx"), onnx);
     const manifest: EsrganManifest = {
       name,

@@ -28,7 +28,9 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
   const { session, provider } = await createSession(path.join(bundleDir, manifest.upscaler.model), options.executionProvider, log);
   if (!session.inputNames.includes(INPUT) || !session.outputNames.includes(OUTPUT)) {
     await session.release();
-    throw new UpscalerError(`upscaler bundle ${bundleDir}: the model has inputs [${session.inputNames}] and outputs [${session.outputNames}], expected ${INPUT} -> ${OUTPUT}`);
+    throw new UpscalerError(
+      `upscaler bundle ${bundleDir}: the model has inputs [${session.inputNames}] and outputs [${session.outputNames}], expected ${INPUT} -> ${OUTPUT}`,
+    );
   }
   const bundle = `${manifest.name}@${manifest.version}`;
   log("upscaler loaded", { bundle, scale, provider });
@@ -74,7 +76,10 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
   }
 
   /** Upscales images that all have the same size: whole as one batch, or as tiles in batches of tileBatch. */
-  async function upscaleGroup(images: RgbImage[], opts: Required<Omit<UpscaleOptions, "signal">> & { signal?: AbortSignal }): Promise<RgbImage[]> {
+  async function upscaleGroup(
+    images: RgbImage[],
+    opts: Required<Omit<UpscaleOptions, "signal">> & { signal?: AbortSignal },
+  ): Promise<RgbImage[]> {
     const { width, height } = images[0];
     const tiled = Math.max(width, height) > opts.tileSize;
     const [tw, th] = tiled ? [Math.min(width, opts.tileSize), Math.min(height, opts.tileSize)] : [width, height];
@@ -82,7 +87,9 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
     const ys = tileStarts(height, th, opts.overlap);
     const tiles: Tile[] = images.flatMap((_, image) =>
       ys.flatMap((y, j) =>
-        xs.map((x, i) => (tiled ? { image, x, y, wx: featherWeights(xs, i, tw, scale), wy: featherWeights(ys, j, th, scale) } : { image, x, y })),
+        xs.map((x, i) =>
+          tiled ? { image, x, y, wx: featherWeights(xs, i, tw, scale), wy: featherWeights(ys, j, th, scale) } : { image, x, y },
+        ),
       ),
     );
     const outPixels = width * scale * height * scale;
@@ -98,7 +105,7 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
       const weightSum = weightSums[i];
       for (let p = 0; p < outPixels; p++)
         for (let c = 0; c < 3; c++) {
-          const v = ((sum[p * 3 + c] / weightSum[p] - lo) / toModel);
+          const v = (sum[p * 3 + c] / weightSum[p] - lo) / toModel;
           // The network overshoots 0..255 at sharp edges; clamp, as UpscalerJS does.
           data[p * 3 + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
         }
@@ -112,11 +119,13 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
     provider,
     async upscale(images, upscaleOptions = {}) {
       const opts = { ...DEFAULTS, ...upscaleOptions };
-      if (!Number.isInteger(opts.tileSize) || opts.tileSize < 1) throw new UpscalerError(`tileSize ${opts.tileSize} is not a positive integer`);
+      if (!Number.isInteger(opts.tileSize) || opts.tileSize < 1)
+        throw new UpscalerError(`tileSize ${opts.tileSize} is not a positive integer`);
       if (!Number.isInteger(opts.overlap) || opts.overlap < 0 || opts.overlap >= opts.tileSize) {
         throw new UpscalerError(`overlap ${opts.overlap} must be an integer in [0, tileSize ${opts.tileSize})`);
       }
-      if (!Number.isInteger(opts.tileBatch) || opts.tileBatch < 1) throw new UpscalerError(`tileBatch ${opts.tileBatch} is not a positive integer`);
+      if (!Number.isInteger(opts.tileBatch) || opts.tileBatch < 1)
+        throw new UpscalerError(`tileBatch ${opts.tileBatch} is not a positive integer`);
       images.forEach((image, i) => {
         if (!(image.width > 0 && image.height > 0 && image.data.length === image.width * image.height * 3)) {
           throw new UpscalerError(`image ${i}: ${image.data.length} bytes is not RGB ${image.width}x${image.height}`);
@@ -129,7 +138,10 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
       });
       const results: RgbImage[] = new Array(images.length);
       for (const indices of groups.values()) {
-        const outputs = await upscaleGroup(indices.map((i) => images[i]), opts);
+        const outputs = await upscaleGroup(
+          indices.map((i) => images[i]),
+          opts,
+        );
         indices.forEach((i, k) => (results[i] = outputs[k]));
       }
       return results;

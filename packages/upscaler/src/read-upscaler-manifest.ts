@@ -21,7 +21,9 @@ export interface UpscalerManifest {
 }
 
 export async function sha256(file: string): Promise<string> {
-  return createHash("sha256").update(await readFile(file)).digest("hex");
+  return createHash("sha256")
+    .update(await readFile(file))
+    .digest("hex");
 }
 
 /** Reads manifest.json of an upscaler bundle and checks it names an upscaler model and every file has its sha256. */

@@ -29,7 +29,12 @@ describe("a converted ESRGAN bundle", () => {
   it("upscales x4, same-sized images in one batch, and gives what each gives alone", async () => {
     const images = [pattern(24, 20, 0), pattern(16, 16, 1), pattern(24, 20, 2), pattern(24, 20, 3)];
     const together = await slim.upscale(images);
-    expect(together.map((r) => [r.width, r.height])).toEqual([[96, 80], [64, 64], [96, 80], [96, 80]]);
+    expect(together.map((r) => [r.width, r.height])).toEqual([
+      [96, 80],
+      [64, 64],
+      [96, 80],
+      [96, 80],
+    ]);
     for (const [i, image] of images.entries()) {
       const [alone] = await slim.upscale([image]);
       expect(diff(alone, together[i]).max).toBeLessThanOrEqual(1);
@@ -41,12 +46,15 @@ describe("a converted ESRGAN bundle", () => {
     ["slim", 40, 16],
     ["medium", 48, 16],
   ] as const)("%s: tiles of %i px overlapping by %i blend to the untiled result", async (variant, tileSize, overlap) => {
-    const upscaler = variant === "slim" ? slim : await loadUpscaler(await ensureEsrganBundle(variant, 4, cacheRoot), { executionProvider: "cpu" });
+    const upscaler =
+      variant === "slim" ? slim : await loadUpscaler(await ensureEsrganBundle(variant, 4, cacheRoot), { executionProvider: "cpu" });
     const image = pattern(100, 72);
     const [whole] = await upscaler.upscale([image], { tileSize: 128 });
     const [tiled] = await upscaler.upscale([image], { tileSize, overlap, tileBatch: 3 });
     const { max, mean } = diff(whole, tiled);
-    console.log(`${variant} x4, 100x72 -> 400x288, tiles ${tileSize}/${overlap}: max |tiled - untiled| = ${max}, mean ${mean.toFixed(4)} (0..255)`);
+    console.log(
+      `${variant} x4, 100x72 -> 400x288, tiles ${tileSize}/${overlap}: max |tiled - untiled| = ${max}, mean ${mean.toFixed(4)} (0..255)`,
+    );
     expect(mean).toBeLessThan(0.02);
     expect(max).toBeLessThanOrEqual(2);
     if (upscaler !== slim) await upscaler.close();
@@ -59,13 +67,18 @@ describe("a converted ESRGAN bundle", () => {
   });
 
   it("refuses images whose data is not RGB of their size, and bad tile options", async () => {
-    await expect(slim.upscale([{ width: 4, height: 4, data: new Uint8Array(4 * 4 * 4) }])).rejects.toThrow(/image 0: 64 bytes is not RGB 4x4/);
+    await expect(slim.upscale([{ width: 4, height: 4, data: new Uint8Array(4 * 4 * 4) }])).rejects.toThrow(
+      /image 0: 64 bytes is not RGB 4x4/,
+    );
     await expect(slim.upscale([pattern(8, 8)], { tileSize: 16, overlap: 16 })).rejects.toThrow(UpscalerError);
   });
 
   it("uses CUDA only when asked, and says so when it falls back to the CPU", async () => {
     const logs: string[] = [];
-    const upscaler = await loadUpscaler(path.join(cacheRoot, "esrgan-slim-x4"), { executionProvider: "cuda", log: (msg) => logs.push(msg) });
+    const upscaler = await loadUpscaler(path.join(cacheRoot, "esrgan-slim-x4"), {
+      executionProvider: "cuda",
+      log: (msg) => logs.push(msg),
+    });
     if (upscaler.provider === "cpu") expect(logs.join("\n")).toMatch(/CUDA execution provider is not available, running on the CPU/);
     const [out] = await upscaler.upscale([pattern(8, 8)]);
     expect(out.width).toBe(32);
@@ -85,7 +98,9 @@ it("refuses a bundle whose model does not have the sha256 its manifest records",
 // The packages ship assets/samples/4x/result.png: what UpscalerJS (TF.js) made of assets/fixture.png.
 it.each(["slim", "medium"] as const)("reproduces the x4 sample that @upscalerjs/esrgan-%s ships", async (variant) => {
   const pkg = `@upscalerjs/esrgan-${variant}`;
-  const assets = (createRequire(import.meta.url).resolve.paths(pkg) ?? []).map((d) => path.join(d, pkg, "assets")).find((d) => existsSync(d));
+  const assets = (createRequire(import.meta.url).resolve.paths(pkg) ?? [])
+    .map((d) => path.join(d, pkg, "assets"))
+    .find((d) => existsSync(d));
   if (!assets) throw new Error(`${pkg} is not installed`);
   const read = async (file: string) => {
     const { data, info } = await sharp(path.join(assets, file)).removeAlpha().raw().toBuffer({ resolveWithObject: true });

@@ -23,4 +23,5 @@ it("covers every length with tiles whose blend weights sum to 1 wherever they ov
           if (!(total[x] > 0) || (cover[x] <= 2 && Math.abs(total[x] - 1) > 1e-5)) problems.push(`${where}: weight ${total[x]} at ${x}`);
         }
       }
-  expect(problems.slice(0, 5)).toEqual([]);});
+  expect(problems.slice(0, 5)).toEqual([]);
+});

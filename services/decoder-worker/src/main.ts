@@ -3,11 +3,15 @@ import { fileURLToPath } from "node:url";
 import { loadBundle } from "@unclip/unclip";
 import { decoderHandler } from "./decoder-handler.js";
 
-await runWorker("decoder-worker", { metricsPort: 9466, maxBatch: 8, bundle: fileURLToPath(new URL("../../../models/tiny-random/", import.meta.url)) }, async ({ config, log, store }) => {
-  const bundle = await loadBundle(config.bundle, {
-    sections: ["decoder"],
-    executionProvider: config.executionProvider,
-    log: (msg, fields) => log.info(fields ?? {}, msg),
-  });
-  return decoderHandler(bundle, store);
-});
+await runWorker(
+  "decoder-worker",
+  { metricsPort: 9466, maxBatch: 8, bundle: fileURLToPath(new URL("../../../models/tiny-random/", import.meta.url)) },
+  async ({ config, log, store }) => {
+    const bundle = await loadBundle(config.bundle, {
+      sections: ["decoder"],
+      executionProvider: config.executionProvider,
+      log: (msg, fields) => log.info(fields ?? {}, msg),
+    });
+    return decoderHandler(bundle, store);
+  },
+);

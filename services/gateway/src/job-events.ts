@@ -1,4 +1,14 @@
-import { clone, create, ImageRefSchema, JobEventSchema, JobSchema, JobState, type ImageRef, type Job, type JobEvent } from "@unclip/protocol";
+import {
+  clone,
+  create,
+  ImageRefSchema,
+  JobEventSchema,
+  JobSchema,
+  JobState,
+  type ImageRef,
+  type Job,
+  type JobEvent,
+} from "@unclip/protocol";
 import { isTerminal, subscribeEvents, type FarmConnection, type JobStore, type ObjectStore } from "@unclip/core";
 
 export interface Delivery {
@@ -90,7 +100,10 @@ async function withUrls(store: ObjectStore, event: JobEvent, delivery: Delivery)
     case "completed":
     case "failed":
     case "cancelled":
-      return create(JobEventSchema, { ...event, event: { case: e.case, value: await withImageUrls(store, e.value, { ...delivery, includeBytes: false }) } });
+      return create(JobEventSchema, {
+        ...event,
+        event: { case: e.case, value: await withImageUrls(store, e.value, { ...delivery, includeBytes: false }) },
+      });
     default:
       return event;
   }

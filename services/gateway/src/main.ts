@@ -3,7 +3,16 @@ import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Counter, Gauge } from "prom-client";
-import { connectFarm, createLogger, createRegistry, ObjectStore, poolBacklog, serveMetrics, Shutdown, watchDeadLetters } from "@unclip/core";
+import {
+  connectFarm,
+  createLogger,
+  createRegistry,
+  ObjectStore,
+  poolBacklog,
+  serveMetrics,
+  Shutdown,
+  watchDeadLetters,
+} from "@unclip/core";
 import { farmFileDescriptors, grpcServiceDefinition, UnclipService, type Pool } from "@unclip/protocol";
 import { loadGatewayConfig, type GatewayConfig } from "./config.js";
 import { unclipService } from "./unclip-service.js";
@@ -33,7 +42,12 @@ try {
     labelNames: ["method", "code"],
     registers: [registry],
   });
-  const jobs = new Counter({ name: "unclip_jobs_admitted_total", help: "Jobs admitted, by kind.", labelNames: ["kind"], registers: [registry] });
+  const jobs = new Counter({
+    name: "unclip_jobs_admitted_total",
+    help: "Jobs admitted, by kind.",
+    labelNames: ["kind"],
+    registers: [registry],
+  });
   new Gauge({
     name: "unclip_queue_backlog_tasks",
     help: "Tasks waiting in each pool's queue (not yet delivered to a worker): the autoscaling signal.",
@@ -59,10 +73,16 @@ try {
   const health = new HealthImplementation({ "": "SERVING", [UnclipService.typeName]: "SERVING" });
   health.addToServer(server);
   // Reflection reads only fileDescriptorProtos; proto-loader's own loaders would merge the files into one.
-  const descriptors = { format: "Protocol Buffer 3 FileDescriptorProto", type: {}, fileDescriptorProtos: farmFileDescriptors().map((b) => Buffer.from(b)) };
+  const descriptors = {
+    format: "Protocol Buffer 3 FileDescriptorProto",
+    type: {},
+    fileDescriptorProtos: farmFileDescriptors().map((b) => Buffer.from(b)),
+  };
   new ReflectionService({ "farm.v1": descriptors } as unknown as PackageDefinition).addToServer(server);
   const grpcPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${config.grpcHost}:${config.grpcPort}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    server.bindAsync(`${config.grpcHost}:${config.grpcPort}`, ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    ),
   );
   const metrics = await serveMetrics(registry, config.metricsPort, () => !conn.nc.isClosed());
 
@@ -79,14 +99,16 @@ try {
       health.setStatus(UnclipService.typeName, "NOT_SERVING");
     })
     // Streams of long jobs would hold a graceful shutdown open: give them a few seconds, then cut them.
-    .add("grpc server", () =>
-      new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), 5_000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
+    .add(
+      "grpc server",
+      () =>
+        new Promise<void>((resolve) => {
+          const force = setTimeout(() => server.forceShutdown(), 5_000);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        }),
     )
     .add("metrics server", () => new Promise((resolve) => metrics.server.close(resolve)))
     .add("dead letters", () => deadLetters.unsubscribe())

@@ -62,7 +62,8 @@ export function validateCommon(req: {
   const ttl = req.output?.urlTtlSeconds || 3600;
   if (ttl > MAX_URL_TTL_S) throw FarmError.invalid(`url_ttl_seconds is ${ttl}; the limit is ${MAX_URL_TTL_S} (7 days)`);
   let seed = req.seed;
-  if (seed === 0n) seed = BigInt.asUintN(63, BigInt(Math.floor(Math.random() * 2 ** 52)) * 2048n + BigInt(Math.floor(Math.random() * 2048)));
+  if (seed === 0n)
+    seed = BigInt.asUintN(63, BigInt(Math.floor(Math.random() * 2 ** 52)) * 2048n + BigInt(Math.floor(Math.random() * 2048)));
   return {
     numImages,
     size,

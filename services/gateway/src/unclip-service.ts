@@ -1,4 +1,10 @@
-import { status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  status,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import {
   create,
   JobEventSchema,
@@ -15,7 +21,16 @@ import {
   type JobEvent,
   decodeFailure,
 } from "@unclip/protocol";
-import { CANCEL_SUBJECT, FarmError, isTerminal, publishEvent, toFarmError, type FarmConnection, type Logger, type ObjectStore } from "@unclip/core";
+import {
+  CANCEL_SUBJECT,
+  FarmError,
+  isTerminal,
+  publishEvent,
+  toFarmError,
+  type FarmConnection,
+  type Logger,
+  type ObjectStore,
+} from "@unclip/core";
 import type { Counter } from "prom-client";
 import { JobAdmission, type Admission } from "./job-admission.js";
 import { followJob, withImageUrls } from "./job-events.js";
@@ -66,7 +81,11 @@ export function unclipService(
             const job = await admission.admit(jobId, a);
             metrics.jobs.inc({ kind: JobKind[a.kind]!.toLowerCase() });
             log.info({ jobId, kind: JobKind[a.kind], images: a.params.numImages, size: a.params.size }, "job admitted");
-            return create(JobEventSchema, { jobId, atMs: BigInt(Date.now()), event: { case: "queued", value: create(QueuedSchema, { job }) } });
+            return create(JobEventSchema, {
+              jobId,
+              atMs: BigInt(Date.now()),
+              event: { case: "queued", value: create(QueuedSchema, { job }) },
+            });
           },
         );
         metrics.requests.inc({ method, code: "OK" });
@@ -82,12 +101,12 @@ export function unclipService(
       Promise.resolve()
         .then(() => handle(decoded(call.request)))
         .then(
-        (job) => {
-          metrics.requests.inc({ method, code: "OK" });
-          callback(null, job);
-        },
-        (err) => callback(fail(method, err)),
-      );
+          (job) => {
+            metrics.requests.inc({ method, code: "OK" });
+            callback(null, job);
+          },
+          (err) => callback(fail(method, err)),
+        );
     };
 
   const existingJob = async (jobId: string): Promise<Job> => {
@@ -121,7 +140,9 @@ export function unclipService(
       const image = await validateImage(req.image, "image");
       const mask = await validateImage(req.mask, "mask");
       if (Math.abs(image.width / image.height - mask.width / mask.height) > 0.01) {
-        throw FarmError.invalid(`mask is ${mask.width}x${mask.height} but image is ${image.width}x${image.height}: they need the same aspect ratio`);
+        throw FarmError.invalid(
+          `mask is ${mask.width}x${mask.height} but image is ${image.width}x${image.height}: they need the same aspect ratio`,
+        );
       }
       return {
         kind: JobKind.EDIT,

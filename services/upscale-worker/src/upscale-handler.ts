@@ -31,7 +31,8 @@ export function upscaleHandler(upscaler: Upscaler, store: ObjectStore, tiles: Ti
         inputs.push(image);
         ok.push(i);
       } catch (err) {
-        results[i] = err instanceof ImageInputError || err instanceof FarmError ? FarmError.invalid((err as Error).message) : (err as Error);
+        results[i] =
+          err instanceof ImageInputError || err instanceof FarmError ? FarmError.invalid((err as Error).message) : (err as Error);
       }
     }
     // Same-sized inputs run as one batch (the runtime batches by stage, so sizes normally agree).

@@ -29,7 +29,9 @@ describe("a client with nothing but the server", () => {
       close(): void;
     };
     for (const service of ["", "farm.v1.UnclipService"]) {
-      const res = await new Promise<{ status: string }>((resolve, reject) => client.check({ service }, (e, r) => (e ? reject(e) : resolve(r))));
+      const res = await new Promise<{ status: string }>((resolve, reject) =>
+        client.check({ service }, (e, r) => (e ? reject(e) : resolve(r))),
+      );
       expect(res.status).toBe("SERVING");
     }
     client.close();
@@ -95,6 +97,8 @@ describe("a client with nothing but the server", () => {
       expect(text).toContain("unclip_queue_wait_seconds_bucket");
       expect(text).toContain("unclip_batch_size_bucket");
     }
-    expect(series(await scrape("upscale-worker"), "unclip_job_duration_seconds_count", { kind: "generate", outcome: "succeeded" })).toEqual([1]);
+    expect(series(await scrape("upscale-worker"), "unclip_job_duration_seconds_count", { kind: "generate", outcome: "succeeded" })).toEqual(
+      [1],
+    );
   });
 });

@@ -57,7 +57,10 @@ describe("bad input gets a clear gRPC status and the farm keeps serving", () => 
       },
       "UnclipService",
     );
-    const raw = new Raw(env.farm.grpcAddress, credentials.createInsecure()) as unknown as { generate(b: Buffer): AsyncIterable<Buffer>; close(): void };
+    const raw = new Raw(env.farm.grpcAddress, credentials.createInsecure()) as unknown as {
+      generate(b: Buffer): AsyncIterable<Buffer>;
+      close(): void;
+    };
     const s = await statusOf(async () => {
       for await (const _ of raw.generate(Buffer.from([0x0a, 0x02, 0xff, 0xfe]))) void _;
     });
@@ -67,7 +70,9 @@ describe("bad input gets a clear gRPC status and the farm keeps serving", () => 
   });
 
   it("refuses uploads that are not images", async () => {
-    const s = await statusOf(() => collect(env.client.createVariations(create(CreateVariationsRequestSchema, { image: new TextEncoder().encode("not a png") }))));
+    const s = await statusOf(() =>
+      collect(env.client.createVariations(create(CreateVariationsRequestSchema, { image: new TextEncoder().encode("not a png") }))),
+    );
     expect(s.code).toBe(status.INVALID_ARGUMENT);
     expect(s.details).toMatch(/image is not a readable image/);
   });
@@ -83,7 +88,9 @@ describe("bad input gets a clear gRPC status and the farm keeps serving", () => 
   });
 
   it("cancels a running job, and refuses to cancel it twice", async () => {
-    const stream = env.client.generate(generateRequest("a purple heart", { sampling: create(SamplingOptionsSchema, { decoderSteps: 400 }) }));
+    const stream = env.client.generate(
+      generateRequest("a purple heart", { sampling: create(SamplingOptionsSchema, { decoderSteps: 400 }) }),
+    );
     let jobId = "";
     const seen: string[] = [];
     let end: Job | undefined;

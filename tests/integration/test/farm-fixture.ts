@@ -7,7 +7,9 @@ import sharp from "sharp";
 /** The tiny random-weight bundle: real ONNX graphs under the farm's tensor contract, fast on CPU. */
 export const TINY_BUNDLE = fileURLToPath(new URL("../../../models/tiny-random/", import.meta.url));
 
-export async function startTestFarm(opts: FarmStackOptions = {}): Promise<{ farm: FarmStack; client: UnclipClient; stop(): Promise<void> }> {
+export async function startTestFarm(
+  opts: FarmStackOptions = {},
+): Promise<{ farm: FarmStack; client: UnclipClient; stop(): Promise<void> }> {
   const farm = await startFarmStack({ bundle: TINY_BUNDLE, upscalerBundle: TINY_BUNDLE, ...opts });
   const client = new UnclipClient(farm.grpcAddress);
   return {

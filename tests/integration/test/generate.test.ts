@@ -38,7 +38,9 @@ describe("Generate through four processes", () => {
 
   it("stops the route at the requested size and returns bytes inline when asked", async () => {
     const events = await collect(
-      env.client.generate(generateRequest("a green star", { size: 256, numImages: 2, output: { includeBytes: true, urlTtlSeconds: 60 } as never })),
+      env.client.generate(
+        generateRequest("a green star", { size: 256, numImages: 2, output: { includeBytes: true, urlTtlSeconds: 60 } as never }),
+      ),
     );
     const images = events.filter((e) => e.event.case === "image").map((e) => e.event.value as ImageRef);
     expect(images.map((i) => i.index).sort()).toEqual([0, 1]);
@@ -50,8 +52,10 @@ describe("Generate through four processes", () => {
   });
 
   it("renders an image the same whether it ran alone or inside a batch", async () => {
-    const batch = terminal(await collect(env.client.generate(generateRequest("a blue square top left", { numImages: 4, seed: 100n })))).value as import("@unclip/protocol").Job;
-    const alone = terminal(await collect(env.client.generate(generateRequest("a blue square top left", { numImages: 1, seed: 102n })))).value as import("@unclip/protocol").Job;
+    const batch = terminal(await collect(env.client.generate(generateRequest("a blue square top left", { numImages: 4, seed: 100n }))))
+      .value as import("@unclip/protocol").Job;
+    const alone = terminal(await collect(env.client.generate(generateRequest("a blue square top left", { numImages: 1, seed: 102n }))))
+      .value as import("@unclip/protocol").Job;
     expect(batch.state).toBe(JobState.SUCCEEDED);
     expect(alone.state).toBe(JobState.SUCCEEDED);
     const fromBatch = await fetchBytes(batch.images[2]!.url);

@@ -1,6 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import sharp from "sharp";
-import { create, CreateVariationsRequestSchema, EditImageRequestSchema, JobState, SamplingOptionsSchema, Stage, type Job } from "@unclip/protocol";
+import {
+  create,
+  CreateVariationsRequestSchema,
+  EditImageRequestSchema,
+  JobState,
+  SamplingOptionsSchema,
+  Stage,
+  type Job,
+} from "@unclip/protocol";
 import { collect, fetchBytes, pngSize, startTestFarm, terminal } from "./farm-fixture.js";
 
 let env: Awaited<ReturnType<typeof startTestFarm>>;
@@ -31,7 +39,11 @@ const sampling = create(SamplingOptionsSchema, { priorSteps: 5, decoderSteps: 5 
 
 describe("variations and edits", () => {
   it("makes variations of an uploaded image through the image encoder", async () => {
-    const events = await collect(env.client.createVariations(create(CreateVariationsRequestSchema, { image: await scene(), numImages: 2, size: 256, seed: 3n, sampling })));
+    const events = await collect(
+      env.client.createVariations(
+        create(CreateVariationsRequestSchema, { image: await scene(), numImages: 2, size: 256, seed: 3n, sampling }),
+      ),
+    );
     const job = terminal(events).value as Job;
     expect(job.state).toBe(JobState.SUCCEEDED);
     expect(job.images).toHaveLength(2);
@@ -42,7 +54,16 @@ describe("variations and edits", () => {
   it("repaints only the masked region of an edit", async () => {
     const source = await scene();
     const events = await collect(
-      env.client.editImage(create(EditImageRequestSchema, { image: source, mask: await rightHalfMask(), prompt: "a green star", size: 64, seed: 9n, sampling })),
+      env.client.editImage(
+        create(EditImageRequestSchema, {
+          image: source,
+          mask: await rightHalfMask(),
+          prompt: "a green star",
+          size: 64,
+          seed: 9n,
+          sampling,
+        }),
+      ),
     );
     const job = terminal(events).value as Job;
     expect(job.state).toBe(JobState.SUCCEEDED);
@@ -62,8 +83,12 @@ describe("variations and edits", () => {
   });
 
   it("refuses an edit whose mask does not match the image's shape", async () => {
-    const wide = await sharp({ create: { width: 128, height: 64, channels: 3, background: "#000" } }).png().toBuffer();
-    await expect(collect(env.client.editImage(create(EditImageRequestSchema, { image: await scene(), mask: wide, prompt: "a cat" })))).rejects.toMatchObject({
+    const wide = await sharp({ create: { width: 128, height: 64, channels: 3, background: "#000" } })
+      .png()
+      .toBuffer();
+    await expect(
+      collect(env.client.editImage(create(EditImageRequestSchema, { image: await scene(), mask: wide, prompt: "a cat" }))),
+    ).rejects.toMatchObject({
       code: 3,
       details: expect.stringMatching(/same aspect ratio/),
     });

@@ -16,7 +16,9 @@ afterAll(async () => {
 /** Starts a slow job and resolves once the decoder is inside its diffusion loop. */
 async function decoderMidTask(prompt: string) {
   const events: JobEvent[] = [];
-  const stream = env.client.generate(generateRequest(prompt, { sampling: create(SamplingOptionsSchema, { priorSteps: 4, decoderSteps: 600 }) }));
+  const stream = env.client.generate(
+    generateRequest(prompt, { sampling: create(SamplingOptionsSchema, { priorSteps: 4, decoderSteps: 600 }) }),
+  );
   const iterator = stream[Symbol.asyncIterator]();
   for (;;) {
     const { value, done } = await iterator.next();
