@@ -82,11 +82,18 @@ export async function ensurePoolConsumer(jsm: JetStreamManager, pool: Pool, sett
     max_ack_pending: 10_000,
   };
   try {
-    await jsm.consumers.info(TASK_STREAM, name);
-    await jsm.consumers.update(TASK_STREAM, name, config);
+    const current = (await jsm.consumers.info(TASK_STREAM, name)).config;
+    // Update only on a real change: every worker of the pool runs this at start, and an update is not free for the
+    // consumer's in-flight deliveries.
+    if (current.ack_wait !== config.ack_wait || current.max_deliver !== config.max_deliver || current.filter_subject !== config.filter_subject) {
+      await jsm.consumers.update(TASK_STREAM, name, config);
+    }
   } catch (err) {
     if (!isNotFound(err)) throw err;
-    await jsm.consumers.add(TASK_STREAM, config);
+    await jsm.consumers.add(TASK_STREAM, config).catch(async (e) => {
+      // Another worker of the pool created it first.
+      if (!/already in use|already exists/i.test(String(e))) throw e;
+    });
   }
   return name;
 }
