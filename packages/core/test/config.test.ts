@@ -1,0 +1,29 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadCommonConfig, loadWorkerConfig } from "../src/index.js";
+
+describe("configuration", () => {
+  it("applies defaults and reads values", () => {
+    const c = loadCommonConfig({ UNCLIP_NATS_URL: "nats://nats:4222", UNCLIP_METRICS_PORT: "0" }, 9464);
+    expect(c.natsUrl).toBe("nats://nats:4222");
+    expect(c.metricsPort).toBe(0);
+    expect(c.s3.publicEndpoint).toBe(c.s3.endpoint);
+    const w = loadWorkerConfig({ UNCLIP_MAX_BATCH: "32", UNCLIP_ACK_WAIT_MS: "5000" }, { metricsPort: 9466, maxBatch: 8, bundle: "/b" });
+    expect(w.worker.maxBatch).toBe(32);
+    expect(w.worker.ackWaitMs).toBe(5000);
+    expect(w.bundle).toBe("/b");
+    expect(w.executionProvider).toBe("cpu");
+  });
+
+  it("refuses bad values and unknown UNCLIP_ names with a message that names the variable", () => {
+    expect(() => loadCommonConfig({ UNCLIP_METRICS_PORT: "70000" }, 1)).toThrow(
+      /UNCLIP_METRICS_PORT="70000" must be an integer from 0 to 65535/,
+    );
+    expect(() => loadCommonConfig({ UNCLIP_S3_ENDPOINT: "not a url" }, 1)).toThrow(/UNCLIP_S3_ENDPOINT/);
+    expect(() => loadCommonConfig({ UNCLIP_LOG_LEVEL: "loud" }, 1)).toThrow(
+      /UNCLIP_LOG_LEVEL="loud" must be one of debug, info, warn, error/,
+    );
+    expect(() => loadCommonConfig({ UNCLIP_MAX_BACH: "4" }, 1)).toThrow(ConfigError);
+    expect(() => loadCommonConfig({ UNCLIP_MAX_BACH: "4" }, 1)).toThrow(/unknown configuration variable\(s\) UNCLIP_MAX_BACH/);
+    expect(() => loadWorkerConfig({ UNCLIP_EXECUTION_PROVIDER: "tpu" }, { metricsPort: 1, maxBatch: 1, bundle: "" })).toThrow(/cpu, cuda/);
+  });
+});

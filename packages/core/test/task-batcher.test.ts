@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import type { JsMsg } from "@nats-io/jetstream";
+import { TaskBatcher } from "../src/task-batcher.js";
+
+// The batcher only holds messages and hands them back; any distinct object stands for one.
+const msg = (seq: number) => ({ seq }) as unknown as JsMsg;
+
+describe("TaskBatcher", () => {
+  it("hands out up to maxBatch held tasks that share the oldest task's key, in arrival order", async () => {
+    const b = new TaskBatcher<number>(3, 0);
+    [1, 2, 3, 4, 5].forEach((n) => b.push(msg(n), n, n % 2 === 0 ? "even" : "odd"));
+    expect((await b.next())!.map((e) => e.item)).toEqual([1, 3, 5]);
+    expect((await b.next())!.map((e) => e.item)).toEqual([2, 4]);
+    expect(b.size).toBe(0);
+  });
+
+  it("waits at most maxWaitMs for a batch to fill", async () => {
+    const b = new TaskBatcher<number>(4, 50);
+    b.push(msg(1), 1, "k");
+    setTimeout(() => b.push(msg(2), 2, "k"), 10);
+    const started = Date.now();
+    const batch = await b.next();
+    expect(batch!.map((e) => e.item)).toEqual([1, 2]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+  });
+
+  it("returns at once when the batch is full", async () => {
+    const b = new TaskBatcher<number>(2, 10_000);
+    b.push(msg(1), 1, "k");
+    b.push(msg(2), 2, "k");
+    const started = Date.now();
+    expect((await b.next())!.length).toBe(2);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it("ends waiting on close, and drains what it holds for release", async () => {
+    const b = new TaskBatcher<number>(2, 10_000);
+    const waiting = b.next();
+    b.close();
+    expect(await waiting).toBeUndefined();
+    const c = new TaskBatcher<number>(2, 0);
+    c.push(msg(7), 7, "k");
+    expect(c.drain().map((m) => (m as unknown as { seq: number }).seq)).toEqual([7]);
+    expect(c.size).toBe(0);
+  });
+});
