@@ -3,7 +3,17 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { credentials, loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
+import { execFileSync, spawnSync } from "node:child_process";
 import { collect, generateRequest, startTestFarm } from "./farm-fixture.js";
+
+/** Prometheus' own linter, from Debian's prometheus package (.ci/run installs it). */
+const promtool = (() => {
+  try {
+    return execFileSync("sh", ["-c", "command -v promtool"], { encoding: "utf8" }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+})();
 
 const require = createRequire(import.meta.url);
 
@@ -100,5 +110,15 @@ describe("a client with nothing but the server", () => {
     expect(series(await scrape("upscale-worker"), "unclip_job_duration_seconds_count", { kind: "generate", outcome: "succeeded" })).toEqual(
       [1],
     );
+  });
+
+  it.skipIf(!promtool)("every process's metrics pass `promtool check metrics`", async () => {
+    await collect(env.client.generate(generateRequest("a blue square", { size: 1024 })));
+    for (const [name, proc] of env.farm.services) {
+      const text = await (await fetch(`http://127.0.0.1:${String(proc.ready.metricsPort)}/metrics`)).text();
+      const lint = spawnSync(promtool!, ["check", "metrics"], { input: text, encoding: "utf8" });
+      expect(`${lint.stdout}${lint.stderr}`, name).toBe("");
+      expect(lint.status, name).toBe(0);
+    }
   });
 });
