@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --import tsx
 import { readFile } from "node:fs/promises";
 import { Command, InvalidArgumentError } from "commander";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
