@@ -83,7 +83,6 @@ enum State {
 interface Held {
   task: StageTask;
   stage: Stage;
-  receivedAt: number;
 }
 
 export class StageWorker {
@@ -97,6 +96,7 @@ export class StageWorker {
   private loop: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private inFlight: JsMsg[] = [];
+  private subscriptionLost = false;
 
   constructor(
     private readonly conn: FarmConnection,
@@ -112,7 +112,7 @@ export class StageWorker {
 
   /** True while the worker takes tasks (after start, before stop). */
   get running(): boolean {
-    return this.state === State.Running && this.messages !== undefined;
+    return this.state === State.Running && this.messages !== undefined && !this.subscriptionLost;
   }
 
   async start(): Promise<void> {
@@ -137,7 +137,9 @@ export class StageWorker {
     if (this.state !== State.Running) return this.loop;
     this.state = State.Stopping;
     await this.messages?.close().catch(() => undefined);
-    for (const msg of this.batcher.drain()) msg.nak();
+    const released = this.batcher.drain();
+    for (const msg of released) msg.nak();
+    this.metrics.inFlight.dec({ pool: this.handler.pool }, released.length);
     this.batcher.close();
     this.state = State.Draining;
     const grace = setTimeout(() => {
@@ -158,33 +160,39 @@ export class StageWorker {
   }
 
   private async pump(messages: ConsumerMessages): Promise<void> {
-    for await (const msg of messages) {
-      if (this.state !== State.Running) {
-        msg.nak();
-        continue;
+    try {
+      for await (const msg of messages) {
+        if (this.state !== State.Running) msg.nak();
+        else await this.admit(msg).catch((err) => this.log.error({ err, seq: msg.seq }, "could not take a task: it will be redelivered"));
       }
-      let task: StageTask;
-      try {
-        task = fromBinary(StageTaskSchema, msg.data);
-      } catch (err) {
-        this.log.error({ err, seq: msg.seq }, "undecodable task: dropping it");
-        msg.term("undecodable StageTask");
-        continue;
-      }
-      const stage = task.route[0];
-      if (stage === undefined || stagePool(stage) !== this.handler.pool) {
-        await failJob(
-          this.jobs,
-          this.conn.nc,
-          task.jobId,
-          `internal error: task routed to the ${this.handler.pool} pool with route [${task.route.map(stageName)}]`,
-        );
-        msg.term("misrouted");
-        continue;
-      }
-      this.metrics.inFlight.inc({ pool: this.handler.pool });
-      this.batcher.push(msg, { task, stage, receivedAt: Date.now() }, `${stage}|${this.handler.batchKey(task)}`);
+    } catch (err) {
+      this.log.error({ err }, "the task subscription failed");
     }
+    if (this.state === State.Running) {
+      // Without its subscription the worker takes no more tasks: report unhealthy so it gets restarted.
+      this.log.error("the task subscription ended: this worker takes no more tasks");
+      this.subscriptionLost = true;
+    }
+  }
+
+  private async admit(msg: JsMsg): Promise<void> {
+    let task: StageTask;
+    try {
+      task = fromBinary(StageTaskSchema, msg.data);
+    } catch (err) {
+      this.log.error({ err, seq: msg.seq }, "undecodable task: dropping it");
+      msg.term("undecodable StageTask");
+      return;
+    }
+    const stage = task.route[0];
+    if (stage === undefined || stagePool(stage) !== this.handler.pool || !task.params) {
+      await failJob(this.jobs, this.conn.nc, task.jobId, `internal error: a malformed task reached the ${this.handler.pool} pool`);
+      msg.term("malformed task");
+      return;
+    }
+    const key = `${stage}|${this.handler.batchKey(task)}`;
+    this.metrics.inFlight.inc({ pool: this.handler.pool });
+    this.batcher.push(msg, { task, stage }, key);
   }
 
   private async run(): Promise<void> {
