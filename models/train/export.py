@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""Exports the trained checkpoints to the bundle models/shapes-v1/ (ONNX opset 17, dynamic batch) with manifest.json,
+and writes the evaluation set models/train/eval_set.json that bench/shapes-eval.ts reads.
+
+  /usr/bin/python3 models/train/export.py [--decoder-guidance G] [--prior-guidance G] [--steps N] [--sampler ddpm|ddim]
+  /usr/bin/python3 models/train/export.py --eval-set-only
+"""
+import argparse
+import base64
+import hashlib
+import io
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import world  # noqa: E402
+from nets import CLIP_MEAN, CLIP_STD, Decoder, Prior  # noqa: E402
+from train import CKPT, CFG, SNAP, D, H, L, load_clip, load_state  # noqa: E402
+
+OUT = os.path.join(HERE, "..", "shapes-v1")
+OPSET = 17
+
+
+def export(module, args, path, inputs, outputs):
+    module.eval()
+    with torch.no_grad():
+        torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs,
+                          dynamic_axes={name: {0: "n"} for name in inputs + outputs}, opset_version=OPSET,
+                          do_constant_folding=True)
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def png_b64(img):
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def eval_set():
+    """Prompts (seen / held-out (shape, colour) pairs), variation sources, edit cases, retrieval pairs, and the
+    procedural checker's knowledge of the world (palette, anchors, shape silhouettes)."""
+    rng = np.random.default_rng(424242)
+    out = {"palette": world.PALETTE, "shapes": world.SHAPES, "positions": world.POSITIONS, "heldOut": sorted(world.HELD_OUT)}
+    prompts = []
+    for split, n in [("seen", 100), ("held-out", 60)]:
+        for i in range(n):
+            a = world.sample_attrs(rng, held_out_only=split == "held-out")
+            if a["position"] is None:
+                a["position"] = world.POSITION_NAMES[rng.integers(5)]
+            text, _ = world.caption(a, rng, full=True)
+            prompts.append({"split": split, "prompt": text, "seed": int(rng.integers(1, 2**31)),
+                            **{k: a[k] for k in ["shape", "colour", "bg", "size", "position"]}})
+    out["prompts"] = prompts
+    variations = []
+    for split, n in [("seen", 40), ("held-out", 20)]:
+        for i in range(n):
+            a = world.sample_attrs(rng, held_out_only=split == "held-out")
+            img = world.render(a, rng)
+            variations.append({"split": split, "png": png_b64(img), "seed": int(rng.integers(1, 2**31)),
+                               **{k: a[k] for k in ["shape", "colour", "bg", "size", "position"]}})
+    out["variations"] = variations
+    edits = []
+    for i in range(40):
+        a = world.sample_attrs(rng)
+        if a["position"] is None:
+            a["position"] = world.POSITION_NAMES[rng.integers(5)]
+        img = world.render(a, rng)
+        new = dict(a)
+        while new["colour"] in (a["colour"], a["bg"]) or (new["shape"], new["colour"]) in world.HELD_OUT:
+            new["colour"] = world.COLOURS[rng.integers(len(world.COLOURS))]
+        text, _ = world.caption(new, rng, full=True)
+        m = int(np.ceil(a["r"] * 1.25)) + 2  # repaint a box around the object
+        box = [max(0, int(a["cx"]) - m), max(0, int(a["cy"]) - m), min(64, int(a["cx"]) + m + 1), min(64, int(a["cy"]) + m + 1)]
+        edits.append({"png": png_b64(img), "prompt": text, "colour": new["colour"], "bg": a["bg"], "box": box,
+                      "seed": int(rng.integers(1, 2**31))})
+    out["edits"] = edits
+    retrieval = []
+    for i in range(100):
+        a = world.sample_attrs(rng)
+        if a["position"] is None:
+            a["position"] = world.POSITION_NAMES[rng.integers(5)]
+        img = world.render(a, rng)
+        retrieval.append({"png": png_b64(img), "prompt": world.caption(a, rng, full=True)[0]})
+    out["retrieval"] = retrieval
+    # silhouettes for the checker: each shape rendered at several sizes, cropped to its bounding box
+    templates = {}
+    for s in world.SHAPES:
+        masks = []
+        for r in [8.0, 11.0, 15.0]:
+            m = world.shape_mask(s, 32.0, 32.0, r)
+            masks.append([[int(v) for v in row] for row in m.astype(np.uint8)])
+        templates[s] = masks
+    out["templates"] = templates
+    with open(os.path.join(HERE, "eval_set.json"), "w") as f:
+        json.dump(out, f)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ex = CFG["export"]
+    ap.add_argument("--prior-guidance", type=float, default=ex["priorGuidance"])
+    ap.add_argument("--decoder-guidance", type=float, default=ex["decoderGuidance"])
+    ap.add_argument("--prior-steps", type=int, default=ex["priorSteps"])
+    ap.add_argument("--steps", type=int, default=ex["decoderSteps"])
+    ap.add_argument("--sampler", default=ex["sampler"])
+    ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--eval-set-only", action="store_true")
+    args = ap.parse_args()
+    eval_set()
+    if args.eval_set_only:
+        return
+    os.makedirs(OUT, exist_ok=True)
+    n = 2
+    clip = load_clip()
+    with open(os.path.join(OUT, "tokenizer.json"), "w") as f:
+        json.dump(world.tokenizer_json(), f, indent=1)
+        f.write("\n")
+    export(clip.text, (torch.zeros(n, L, dtype=torch.int64),), os.path.join(OUT, "text_encoder.onnx"),
+           ["input_ids"], ["text_embeds", "last_hidden_state"])
+    export(clip.image, (torch.zeros(n, 3, 64, 64),), os.path.join(OUT, "image_encoder.onnx"), ["pixel_values"], ["image_embeds"])
+    files = ["tokenizer.json", "text_encoder.onnx", "image_encoder.onnx"]
+    manifest = {
+        "name": "shapes-v1", "version": args.version,
+        "description": "unCLIP for the 64 px shapes world, trained on 2 CPU cores by models/train (see MODEL_CARD.md).",
+        "files": {},
+        "tokenizer": {"file": "tokenizer.json", "maxLength": L, "padId": world.VOCAB["[PAD]"]},
+        "clip": {"textEncoder": "text_encoder.onnx", "imageEncoder": "image_encoder.onnx", "embedDim": D, "hiddenDim": H,
+                 "imageSize": 64, "imageMean": CLIP_MEAN, "imageStd": CLIP_STD},
+    }
+    if any(os.path.exists(os.path.join(d, "prior.pt")) for d in (CKPT, SNAP)):
+        ck = load_state("prior")
+        prior = Prior(D, H, CFG["prior"]["width"], CFG["prior"]["blocks"])
+        prior.load_state_dict(ck["model"])
+        export(prior, (torch.zeros(n, D), torch.zeros(n, dtype=torch.int64), torch.zeros(n, D), torch.zeros(n, L, H),
+                       torch.ones(n, L, dtype=torch.bool)), os.path.join(OUT, "prior.onnx"),
+               ["hidden_states", "timestep", "proj_embedding", "encoder_hidden_states", "attention_mask"],
+               ["predicted_image_embedding"])
+        with open(os.path.join(OUT, "embedding_stats.json"), "w") as f:
+            json.dump({"mean": [round(float(x), 7) for x in ck["mean"]], "std": [round(float(x), 7) for x in ck["std"]]}, f)
+            f.write("\n")
+        files += ["prior.onnx", "embedding_stats.json"]
+        manifest["prior"] = {"model": "prior.onnx", "embeddingStats": "embedding_stats.json",
+                             "scheduler": {"schedule": "squaredcos_cap_v2", "trainTimesteps": 1000, "prediction": "sample",
+                                           "variance": "fixed_small_log", "clipSample": 10.0},
+                             "defaultSteps": args.prior_steps, "defaultGuidance": args.prior_guidance, "defaultSampler": "ddpm"}
+    if any(os.path.exists(os.path.join(d, "decoder.pt")) for d in (CKPT, SNAP)):
+        dec = Decoder(D, tuple(CFG["decoder"]["channels"]))
+        dec.load_state_dict(load_state("decoder")["model"])
+        export(dec, (torch.zeros(n, 7, 64, 64), torch.zeros(n, dtype=torch.int64), torch.zeros(n, D)),
+               os.path.join(OUT, "decoder.onnx"), ["sample", "timestep", "image_embeds"], ["out_sample"])
+        files.append("decoder.onnx")
+        manifest["decoder"] = {"model": "decoder.onnx", "inChannels": 7, "outChannels": 3, "size": 64, "embedDim": D,
+                               "scheduler": {"schedule": "squaredcos_cap_v2", "trainTimesteps": 1000, "prediction": "sample",
+                                             "variance": "fixed_small_log", "clipSample": 1.0},
+                               "defaultSteps": args.steps, "defaultGuidance": args.decoder_guidance,
+                               "defaultSampler": args.sampler}
+    manifest["files"] = {name: sha256(os.path.join(OUT, name)) for name in files}
+    with open(os.path.join(OUT, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    print("exported", files, sum(os.path.getsize(os.path.join(OUT, x)) for x in files) / 1e6, "MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The shapes-v1 networks: CLIP (text transformer + CNN image encoder), diffusion prior (MLP), decoder (small UNet
+with 7-channel inpainting input, x0 prediction). Input/output names follow ARCHITECTURE.md section 4."""
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def timestep_embedding(t, dim):
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    args = t.to(torch.float32)[:, None] * freqs[None, :]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+def masked_mean(x, mask):
+    m = mask.to(x.dtype).unsqueeze(-1)
+    return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
+class Block(nn.Module):
+    def __init__(self, h, heads):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(h), nn.LayerNorm(h)
+        self.qkv, self.proj = nn.Linear(h, 3 * h), nn.Linear(h, h)
+        self.mlp = nn.Sequential(nn.Linear(h, 4 * h), nn.GELU(), nn.Linear(4 * h, h))
+
+    def forward(self, x, bias):  # bias [n,1,1,L] additive key mask
+        n, l, h = x.shape
+        q, k, v = self.qkv(self.ln1(x)).reshape(n, l, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(h // self.heads) + bias, dim=-1)
+        x = x + self.proj((att @ v).transpose(1, 2).reshape(n, l, h))
+        return x + self.mlp(self.ln2(x))
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, vocab, L, H, D, layers=2, heads=4):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, H)
+        self.position = nn.Parameter(torch.randn(L, H) * 0.02)
+        self.blocks = nn.ModuleList([Block(H, heads) for _ in range(layers)])
+        self.ln = nn.LayerNorm(H)
+        self.project = nn.Linear(H, D)
+
+    def forward(self, input_ids):
+        mask = input_ids != 0
+        bias = (~mask).to(torch.float32)[:, None, None, :] * -1e4
+        x = self.embed(input_ids) + self.position
+        for b in self.blocks:
+            x = b(x, bias)
+        hidden = self.ln(x)
+        text_embeds = F.normalize(self.project(masked_mean(hidden, mask)), dim=-1, eps=1e-6)
+        return text_embeds, hidden
+
+
+class ImageEncoder(nn.Module):
+    def __init__(self, D):
+        super().__init__()
+        c = [32, 48, 96, 128, 128]
+        self.convs = nn.ModuleList([nn.Conv2d(3, c[0], 3, padding=1)] +
+                                   [nn.Conv2d(c[i], c[i + 1], 3, stride=2, padding=1) for i in range(4)])
+        self.fc = nn.Sequential(nn.Linear(128 * 16, 256), nn.SiLU(), nn.Linear(256, D))
+
+    def forward(self, pixel_values):
+        x = pixel_values
+        for conv in self.convs:
+            x = F.silu(conv(x))
+        return F.normalize(self.fc(x.flatten(1)), dim=-1, eps=1e-6)
+
+
+class Clip(nn.Module):
+    def __init__(self, vocab, L, H, D, layers, heads, n_colours, n_shapes):
+        super().__init__()
+        self.text = TextEncoder(vocab, L, H, D, layers, heads)
+        self.image = ImageEncoder(D)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        # auxiliary attribute heads on the image embedding (so it carries what the decoder needs)
+        self.aux = nn.Linear(D, 2 * n_colours + n_shapes + 2 + 2)
+
+
+class Prior(nn.Module):
+    def __init__(self, D, H, width=512, blocks=3):
+        super().__init__()
+        self.D = D
+        self.inp = nn.Linear(2 * D + 128 + H, width)
+        self.blocks = nn.ModuleList([nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.SiLU(),
+                                                   nn.Linear(2 * width, width)) for _ in range(blocks)])
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, D))
+
+    def forward(self, hidden_states, timestep, proj_embedding, encoder_hidden_states, attention_mask):
+        context = masked_mean(encoder_hidden_states, attention_mask)
+        x = self.inp(torch.cat([hidden_states, timestep_embedding(timestep, 128), proj_embedding, context], dim=1))
+        for b in self.blocks:
+            x = x + b(x)
+        return self.out(x)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin, cout, cond):
+        super().__init__()
+        self.n1, self.n2 = nn.GroupNorm(8, cin), nn.GroupNorm(8, cout)
+        self.c1, self.c2 = nn.Conv2d(cin, cout, 3, padding=1), nn.Conv2d(cout, cout, 3, padding=1)
+        self.film = nn.Linear(cond, 2 * cout)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x, c):
+        h = self.c1(F.silu(self.n1(x)))
+        scale, shift = self.film(c)[:, :, None, None].chunk(2, dim=1)
+        h = self.c2(F.silu(self.n2(h) * (1 + scale) + shift))
+        return self.skip(x) + h
+
+
+class Decoder(nn.Module):
+    """sample [n,7,64,64] (x_t, masked image, keep mask), timestep [n], image_embeds [n,D] -> x0 [n,3,64,64].
+    Works at 32/16/8 px internally (pixel-unshuffle in, pixel-shuffle out) with coordinate channels; FiLM
+    conditioning on the timestep and the image embedding."""
+
+    def __init__(self, D, channels=(48, 96, 128), size=64):
+        super().__init__()
+        c1, c2, c3 = channels
+        cond = 256
+        self.cond = nn.Sequential(nn.Linear(128 + D, cond), nn.SiLU(), nn.Linear(cond, cond), nn.SiLU())
+        half = size // 2
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, half), torch.linspace(-1, 1, half), indexing="ij")
+        self.register_buffer("coords", torch.stack([xs, ys])[None], persistent=False)
+        self.inp = nn.Conv2d(7 * 4 + 2, c1, 3, padding=1)
+        self.e1 = ResBlock(c1, c1, cond)
+        self.d1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
+        self.e2 = ResBlock(c2, c2, cond)
+        self.d2 = nn.Conv2d(c2, c3, 3, stride=2, padding=1)
+        self.m1, self.m2 = ResBlock(c3, c3, cond), ResBlock(c3, c3, cond)
+        self.u2 = ResBlock(c3 + c2, c2, cond)
+        self.u1 = ResBlock(c2 + c1, c1, cond)
+        self.out = nn.Sequential(nn.GroupNorm(8, c1), nn.SiLU(), nn.Conv2d(c1, 12, 3, padding=1))
+
+    def forward(self, sample, timestep, image_embeds):
+        c = self.cond(torch.cat([timestep_embedding(timestep, 128), image_embeds * 4.0], dim=1))
+        x = F.pixel_unshuffle(sample, 2)
+        x = self.inp(torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1))
+        h1 = self.e1(x, c)
+        h2 = self.e2(self.d1(h1), c)
+        h = self.m2(self.m1(self.d2(h2), c), c)
+        h = self.u2(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h2], dim=1), c)
+        h = self.u1(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h1], dim=1), c)
+        return F.pixel_shuffle(self.out(h), 2)

@@ -1,0 +1,34 @@
+#!/usr/bin/python3
+"""Quick CLIP diagnostics: aux-head accuracies on the image embedding and text->image top-1 over 100 fully
+captioned pairs (the number the model card reports is measured in TypeScript by bench/shapes-eval.ts)."""
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import world  # noqa: E402
+from train import aux_targets, clip_pixels, load_clip  # noqa: E402
+
+clip = load_clip()
+rng = np.random.default_rng(5)
+imgs, caps, attrs = world.batch(rng, 512)
+with torch.no_grad():
+    e = clip.image(clip_pixels(imgs))
+    out = clip.aux(e)
+nc, ns = len(world.COLOURS), len(world.SHAPES)
+c, bg, sh, sz, xy = aux_targets(attrs)
+acc = lambda o, y: (o.argmax(1) == y).float().mean().item()  # noqa: E731
+print("colour", acc(out[:, :nc], c), "bg", acc(out[:, nc:2 * nc], bg), "shape", acc(out[:, 2 * nc:2 * nc + ns], sh),
+      "size", acc(out[:, 2 * nc + ns:2 * nc + ns + 2], sz), "xy err px", ((out[:, -2:] - xy).abs().mean() * 32).item())
+full = []
+for i in range(100):
+    a = world.sample_attrs(rng)
+    if a["position"] is None:
+        a["position"] = world.POSITION_NAMES[rng.integers(5)]
+    full.append((world.render(a, rng), world.caption(a, rng, full=True)[0]))
+with torch.no_grad():
+    ie = clip.image(clip_pixels(np.stack([f[0] for f in full])))
+    te, _ = clip.text(torch.from_numpy(world.tokenize([f[1] for f in full])))
+print("text->image top1 /100", ((te @ ie.t()).argmax(1) == torch.arange(100)).float().mean().item())

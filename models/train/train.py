@@ -1,0 +1,246 @@
+#!/usr/bin/python3
+"""Trains the shapes-v1 stages on CPU: clip, then prior and decoder (both use the frozen CLIP).
+
+  /usr/bin/python3 models/train/train.py clip [--minutes M] [--resume]
+  /usr/bin/python3 models/train/train.py prior [--minutes M] [--resume]
+  /usr/bin/python3 models/train/train.py decoder [--minutes M] [--resume]
+
+Hyperparameters live in config.json. Checkpoints (model, optimiser, step, elapsed seconds) go to
+models/train/checkpoints/<stage>.pt every config.checkpointEveryMinutes and at the end; --resume continues from
+one (the data of step k is drawn from seed + k, so a resumed run sees the same stream). --minutes is the wall-clock
+budget of this invocation.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import world  # noqa: E402
+from nets import CLIP_MEAN, CLIP_STD, Clip, Decoder, Prior  # noqa: E402
+
+torch.set_num_threads(2)
+CFG = world.CONFIG
+L, D, H = CFG["dims"]["L"], CFG["dims"]["D"], CFG["dims"]["H"]
+CKPT = os.path.join(HERE, "checkpoints")
+SNAP = os.path.join(HERE, "snapshots")
+MEAN = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+T = 1000
+
+
+def alphas_cumprod():
+    f = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    betas = [min(1 - f((i + 1) / T) / f(i / T), 0.999) for i in range(T)]
+    return torch.tensor(np.cumprod(1 - np.array(betas, dtype=np.float64)), dtype=torch.float32)
+
+
+ABAR = alphas_cumprod()
+
+
+def clip_pixels(imgs_u8):
+    x = torch.from_numpy(imgs_u8).permute(0, 3, 1, 2).float() / 255.0
+    return (x - MEAN) / STD
+
+
+def make_clip():
+    return Clip(len(world.VOCAB), L, H, D, CFG["clip"]["layers"], CFG["clip"]["heads"], len(world.COLOURS),
+                len(world.SHAPES))
+
+
+def load_state(stage):
+    """The full checkpoint when there is one, else the committed fp16 snapshot (weights only, no optimiser)."""
+    path = os.path.join(CKPT, stage + ".pt")
+    ck = torch.load(path if os.path.exists(path) else os.path.join(SNAP, stage + ".pt"))
+    ck["model"] = {k: (v.float() if v.is_floating_point() else v) for k, v in ck["model"].items()}
+    return ck
+
+
+def load_clip():
+    clip = make_clip()
+    clip.load_state_dict(load_state("clip")["model"])
+    clip.eval()
+    for p in clip.parameters():
+        p.requires_grad_(False)
+    return clip
+
+
+def save(stage, model, opt, step, elapsed, extra=None):
+    os.makedirs(CKPT, exist_ok=True)
+    tmp = os.path.join(CKPT, stage + ".pt.tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
+                **(extra or {})}, tmp)
+    os.replace(tmp, os.path.join(CKPT, stage + ".pt"))
+    # a small weights-only copy (fp16) that is committed, so a later session can resume without the checkpoints
+    os.makedirs(SNAP, exist_ok=True)
+    torch.save({"model": {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()},
+                "step": step, "elapsed": elapsed, **(extra or {})}, os.path.join(SNAP, stage + ".pt"))
+
+
+def aux_targets(attrs):
+    c = [world.COLOURS.index(a["colour"]) for a in attrs]
+    bg = [world.COLOURS.index(a["bg"]) for a in attrs]
+    sh = [world.SHAPES.index(a["shape"]) for a in attrs]
+    sz = [world.SIZES.index(a["size"]) for a in attrs]
+    xy = [[a["cx"] / 32 - 1, a["cy"] / 32 - 1] for a in attrs]
+    return torch.tensor(c), torch.tensor(bg), torch.tensor(sh), torch.tensor(sz), torch.tensor(xy)
+
+
+def step_clip(model, step, cfg):
+    rng = np.random.default_rng(CFG["seed"] * 7 + step)
+    imgs, caps, attrs = world.batch(rng, cfg["batch"])
+    txt, _ = model.text(torch.from_numpy(world.tokenize(caps)))
+    img = model.image(clip_pixels(imgs))
+    logits = model.logit_scale.exp().clamp(max=100) * img @ txt.t()
+    labels = torch.arange(len(caps))
+    # captions that leave attributes out match several images: soften by treating identical captions as positives
+    same = torch.tensor([[a == b for b in caps] for a in caps], dtype=torch.float32)
+    target = same / same.sum(1, keepdim=True)
+    contrastive = 0.5 * (-(target * F.log_softmax(logits, 1)).sum(1).mean() - (target * F.log_softmax(logits.t(), 1)).sum(1).mean())
+    nc, ns = len(world.COLOURS), len(world.SHAPES)
+    out = model.aux(img)
+    c, bg, sh, sz, xy = aux_targets(attrs)
+    aux = (F.cross_entropy(out[:, :nc], c) + F.cross_entropy(out[:, nc:2 * nc], bg) + F.cross_entropy(out[:, 2 * nc:2 * nc + ns], sh)
+           + F.cross_entropy(out[:, 2 * nc + ns:2 * nc + ns + 2], sz) + 4 * F.mse_loss(out[:, -2:], xy))
+    acc = (logits.argmax(1) == labels).float().mean().item()
+    return contrastive + cfg["auxWeight"] * aux, {"contrastive": contrastive.item(), "aux": aux.item(), "top1": acc}
+
+
+def embedding_stats(clip):
+    rng = np.random.default_rng(CFG["seed"] + 99)
+    embs = []
+    with torch.no_grad():
+        for _ in range(20):
+            imgs, _, _ = world.batch(rng, 256)
+            embs.append(clip.image(clip_pixels(imgs)))
+    e = torch.cat(embs)
+    return e.mean(0), e.std(0).clamp(min=1e-3)
+
+
+def step_prior(model, step, cfg, clip, mean, std):
+    rng = np.random.default_rng(CFG["seed"] * 11 + step)
+    imgs, caps, _ = world.batch(rng, cfg["batch"])
+    caps = ["" if rng.random() < cfg["textDropout"] else c for c in caps]
+    ids = torch.from_numpy(world.tokenize(caps))
+    with torch.no_grad():
+        txt, hidden = clip.text(ids)
+        x0 = (clip.image(clip_pixels(imgs)) - mean) / std
+    g = torch.Generator().manual_seed(CFG["seed"] * 13 + step)
+    t = torch.randint(0, T, (len(caps),), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+    a = ABAR[t][:, None]
+    xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+    pred = model(xt, t, txt, hidden, ids != 0)
+    loss = F.mse_loss(pred, x0)
+    return loss, {"mse": loss.item()}
+
+
+def random_keep_mask(rng, n, S=64):
+    """keep-masks (1 keep, 0 repaint): rectangles or free-form blobs (unions of random discs along a stroke)."""
+    keep = np.ones((n, S, S), dtype=np.float32)
+    yy, xx = np.mgrid[0:S, 0:S] + 0.5
+    for i in range(n):
+        if rng.random() < 0.5:
+            w, h = rng.integers(8, 48, size=2)
+            x0, y0 = rng.integers(0, S - w + 1), rng.integers(0, S - h + 1)
+            keep[i, y0:y0 + h, x0:x0 + w] = 0
+        else:
+            x, y = rng.uniform(8, 56, size=2)
+            for _ in range(rng.integers(2, 7)):
+                r = rng.uniform(4, 12)
+                keep[i][(xx - x) ** 2 + (yy - y) ** 2 <= r * r] = 0
+                x, y = np.clip([x + rng.uniform(-12, 12), y + rng.uniform(-12, 12)], 4, 60)
+    return keep
+
+
+def step_decoder(model, step, cfg, clip):
+    rng = np.random.default_rng(CFG["seed"] * 17 + step)
+    n = cfg["batch"]
+    imgs, _, attrs = world.batch(rng, n)
+    with torch.no_grad():
+        emb = clip.image(clip_pixels(imgs))
+    drop = torch.from_numpy(rng.random(n) < cfg["embDropout"])
+    emb = torch.where(drop[:, None], torch.zeros_like(emb), emb)
+    x0 = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+    # half the batch inpaints: the masked image (repaint region zeroed) and the keep-mask; the rest sees zeros there
+    inpaint = rng.random(n) < cfg["inpaintFraction"]
+    keep = torch.from_numpy(random_keep_mask(rng, n)) * torch.from_numpy(inpaint.astype(np.float32))[:, None, None]
+    keep = keep[:, None]
+    masked = x0 * keep
+    g = torch.Generator().manual_seed(CFG["seed"] * 19 + step)
+    t = torch.randint(0, T, (n,), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+    a = ABAR[t][:, None, None, None]
+    xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+    pred = model(torch.cat([xt, masked, keep], dim=1), t, emb)
+    loss = F.mse_loss(pred, x0)
+    return loss, {"mse": loss.item()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("stage", choices=["clip", "prior", "decoder"])
+    ap.add_argument("--minutes", type=float)
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args()
+    cfg = CFG[args.stage]
+    minutes = args.minutes if args.minutes is not None else cfg["minutes"]
+    torch.manual_seed(CFG["seed"])
+    extra = {}
+    if args.stage == "clip":
+        model = make_clip()
+        fn = lambda s: step_clip(model, s, cfg)  # noqa: E731
+    elif args.stage == "prior":
+        clip = load_clip()
+        mean, std = embedding_stats(clip)
+        extra = {"mean": mean, "std": std}
+        model = Prior(D, H, cfg["width"], cfg["blocks"])
+        fn = lambda s: step_prior(model, s, cfg, clip, mean, std)  # noqa: E731
+    else:
+        clip = load_clip()
+        model = Decoder(D, tuple(cfg["channels"]))
+        fn = lambda s: step_decoder(model, s, cfg, clip)  # noqa: E731
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
+    step, elapsed = 0, 0.0
+    if args.resume and (os.path.exists(os.path.join(CKPT, args.stage + ".pt")) or os.path.exists(os.path.join(SNAP, args.stage + ".pt"))):
+        ck = load_state(args.stage)
+        model.load_state_dict(ck["model"])
+        if "opt" in ck:
+            opt.load_state_dict(ck["opt"])
+        step, elapsed = ck["step"], ck["elapsed"]
+        print(f"resumed {args.stage} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
+    model.train()
+    start = time.time()
+    last_ckpt = start
+    avg = {}
+    while time.time() - start < minutes * 60:
+        for group in opt.param_groups:  # short warm-up, then constant
+            group["lr"] = cfg["lr"] * min(1.0, (step + 1) / 100)
+        loss, info = fn(step)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        for k, v in info.items():
+            avg[k] = 0.98 * avg.get(k, v) + 0.02 * v
+        if step % 25 == 0:
+            now = time.time()
+            print(f"{args.stage} step {step} images {step * cfg['batch']} min {(elapsed + now - start) / 60:.1f} "
+                  + " ".join(f"{k} {v:.4f}" for k, v in avg.items()), flush=True)
+            if now - last_ckpt > CFG["checkpointEveryMinutes"] * 60:
+                save(args.stage, model, opt, step, elapsed + now - start, extra)
+                last_ckpt = now
+    save(args.stage, model, opt, step, elapsed + time.time() - start, extra)
+    print(f"done {args.stage}: step {step}, images {step * cfg['batch']}, {(elapsed + time.time() - start) / 60:.1f} min",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()
