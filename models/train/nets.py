@@ -65,12 +65,20 @@ class ImageEncoder(nn.Module):
         self.convs = nn.ModuleList([nn.Conv2d(3, c[0], 3, padding=1)] +
                                    [nn.Conv2d(c[i], c[i + 1], 3, stride=2, padding=1) for i in range(4)])
         self.fc = nn.Sequential(nn.Linear(128 * 16, 256), nn.SiLU(), nn.Linear(256, D))
+        # a translation-invariant branch (global max pool of the 8 px features) for shape
+        self.pool_fc = nn.Linear(128, 256)
+        nn.init.zeros_(self.pool_fc.weight)
+        nn.init.zeros_(self.pool_fc.bias)
 
     def forward(self, pixel_values):
         x = pixel_values
-        for conv in self.convs:
+        pooled = None
+        for i, conv in enumerate(self.convs):
             x = F.silu(conv(x))
-        return F.normalize(self.fc(x.flatten(1)), dim=-1, eps=1e-6)
+            if i == 3:
+                pooled = torch.amax(x, dim=(2, 3))
+        h = F.silu(self.fc[0](x.flatten(1)) + self.pool_fc(pooled))
+        return F.normalize(self.fc[2](h), dim=-1, eps=1e-6)
 
 
 class Clip(nn.Module):

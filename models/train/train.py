@@ -64,7 +64,7 @@ def load_state(stage):
 
 def load_clip():
     clip = make_clip()
-    clip.load_state_dict(load_state("clip")["model"])
+    clip.load_state_dict(load_state("clip")["model"], strict=False)
     clip.eval()
     for p in clip.parameters():
         p.requires_grad_(False)
@@ -106,7 +106,7 @@ def step_clip(model, step, cfg):
     nc, ns = len(world.COLOURS), len(world.SHAPES)
     out = model.aux(img)
     c, bg, sh, sz, xy = aux_targets(attrs)
-    aux = (F.cross_entropy(out[:, :nc], c) + F.cross_entropy(out[:, nc:2 * nc], bg) + F.cross_entropy(out[:, 2 * nc:2 * nc + ns], sh)
+    aux = (F.cross_entropy(out[:, :nc], c) + F.cross_entropy(out[:, nc:2 * nc], bg) + cfg.get("shapeAuxWeight", 1.0) * F.cross_entropy(out[:, 2 * nc:2 * nc + ns], sh)
            + F.cross_entropy(out[:, 2 * nc + ns:2 * nc + ns + 2], sz) + 4 * F.mse_loss(out[:, -2:], xy))
     acc = (logits.argmax(1) == labels).float().mean().item()
     return contrastive + cfg["auxWeight"] * aux, {"contrastive": contrastive.item(), "aux": aux.item(), "top1": acc}
@@ -210,8 +210,10 @@ def main():
     step, elapsed = 0, 0.0
     if args.resume and (os.path.exists(os.path.join(CKPT, args.stage + ".pt")) or os.path.exists(os.path.join(SNAP, args.stage + ".pt"))):
         ck = load_state(args.stage)
-        model.load_state_dict(ck["model"])
-        if "opt" in ck:
+        missing, _ = model.load_state_dict(ck["model"], strict=False)
+        if missing:
+            print("new parameters (initialised fresh):", missing, flush=True)
+        if "opt" in ck and not missing:
             opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck["elapsed"]
         print(f"resumed {args.stage} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
