@@ -5,7 +5,7 @@ import { decoderHandler } from "./decoder-handler.js";
 
 await runWorker(
   "decoder-worker",
-  { metricsPort: 9466, maxBatch: 8, bundle: fileURLToPath(new URL("../../../models/tiny-random/", import.meta.url)) },
+  { metricsPort: 9466, maxBatch: 8, bundle: fileURLToPath(new URL("../../../models/shapes-v1/", import.meta.url)) },
   async ({ config, log, store }) => {
     const bundle = await loadBundle(config.bundle, {
       sections: ["decoder"],

@@ -5,7 +5,7 @@ import { priorHandler } from "./prior-handler.js";
 
 await runWorker(
   "prior-worker",
-  { metricsPort: 9465, maxBatch: 16, bundle: fileURLToPath(new URL("../../../models/tiny-random/", import.meta.url)) },
+  { metricsPort: 9465, maxBatch: 16, bundle: fileURLToPath(new URL("../../../models/shapes-v1/", import.meta.url)) },
   async ({ config, log, store }) => {
     const bundle = await loadBundle(config.bundle, {
       sections: ["tokenizer", "clip", "prior"],
