@@ -85,7 +85,11 @@ export async function ensurePoolConsumer(jsm: JetStreamManager, pool: Pool, sett
     const current = (await jsm.consumers.info(TASK_STREAM, name)).config;
     // Update only on a real change: every worker of the pool runs this at start, and an update is not free for the
     // consumer's in-flight deliveries.
-    if (current.ack_wait !== config.ack_wait || current.max_deliver !== config.max_deliver || current.filter_subject !== config.filter_subject) {
+    if (
+      current.ack_wait !== config.ack_wait ||
+      current.max_deliver !== config.max_deliver ||
+      current.filter_subject !== config.filter_subject
+    ) {
       await jsm.consumers.update(TASK_STREAM, name, config);
     }
   } catch (err) {

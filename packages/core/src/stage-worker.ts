@@ -237,7 +237,7 @@ export class StageWorker {
         case: "stageStarted",
         value: create(StageStartedSchema, { stage, index: task.index, worker: this.opts.workerName, attempt: msg.info.deliveryCount }),
       });
-      if (stage === task.route[0] && task.timings.length === 0) void markRunning(this.jobs, task.jobId);
+      if (task.timings.length === 0) void markRunning(this.jobs, task.jobId);
       return {
         task,
         stage,

@@ -36,6 +36,8 @@ export function loadWorkerConfig(env: Env, defaults: { metricsPort: number; maxB
 
 export interface WorkerDeps {
   config: WorkerConfig;
+  /** The environment the config was compiled from, for a stage's own settings. */
+  env: Env;
   log: Logger;
   store: ObjectStore;
 }
@@ -69,7 +71,7 @@ export async function runWorker(
     const store = new ObjectStore(config.s3);
     await store.ensureBucket();
     conn = await connectFarm(config.natsUrl, `${service}-${config.worker.workerName}`);
-    const handler = await makeHandler({ config, log, store });
+    const handler = await makeHandler({ config, env, log, store });
     worker = new StageWorker(conn, store, handler, config.worker, log, new WorkerMetrics(registry));
     // Order matters: stop taking tasks and finish in-flight ones before closing the model and the connection.
     shutdown.add("stage worker", () => worker!.stop());

@@ -48,13 +48,21 @@ try {
     labelNames: ["kind"],
     registers: [registry],
   });
+  // One consumer-info query per pool and scrape feeds both gauges.
+  let backlogs: Promise<Map<Pool, { pending: number; inFlight: number }>> | undefined;
+  const readBacklogs = () => {
+    backlogs ??= Promise.all(POOLS.map(async (pool) => [pool, await poolBacklog(conn.jsm, pool)] as const))
+      .then((entries) => new Map(entries))
+      .finally(() => setTimeout(() => (backlogs = undefined), 1000).unref());
+    return backlogs;
+  };
   new Gauge({
     name: "unclip_queue_backlog_tasks",
     help: "Tasks waiting in each pool's queue (not yet delivered to a worker): the autoscaling signal.",
     labelNames: ["pool"],
     registers: [registry],
     async collect() {
-      for (const pool of POOLS) this.set({ pool }, (await poolBacklog(conn.jsm, pool)).pending);
+      for (const [pool, b] of await readBacklogs()) this.set({ pool }, b.pending);
     },
   });
   new Gauge({
@@ -63,7 +71,7 @@ try {
     labelNames: ["pool"],
     registers: [registry],
     async collect() {
-      for (const pool of POOLS) this.set({ pool }, (await poolBacklog(conn.jsm, pool)).inFlight);
+      for (const [pool, b] of await readBacklogs()) this.set({ pool }, b.inFlight);
     },
   });
 

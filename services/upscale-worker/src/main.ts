@@ -5,7 +5,7 @@ import { upscaleHandler } from "./upscale-handler.js";
 
 const ESRGAN = /^esrgan-(slim|medium)-x([2348])$/;
 
-await runWorker("upscale-worker", { metricsPort: 9467, maxBatch: 4, bundle: "esrgan-slim-x4" }, async ({ config, log, store }) => {
+await runWorker("upscale-worker", { metricsPort: 9467, maxBatch: 4, bundle: "esrgan-slim-x4" }, async ({ config, env, log, store }) => {
   // UNCLIP_BUNDLE is a bundle directory, or esrgan-<slim|medium>-x<scale>: converted once from the npm package, then cached.
   const named = ESRGAN.exec(config.bundle);
   const dir =
@@ -16,7 +16,7 @@ await runWorker("upscale-worker", { metricsPort: 9467, maxBatch: 4, bundle: "esr
     executionProvider: config.executionProvider,
     log: (msg, fields) => log.info(fields ?? {}, msg),
   });
-  const tileSize = int(process.env, "UNCLIP_UPSCALE_TILE", 128, 16, 4096);
-  const overlap = int(process.env, "UNCLIP_UPSCALE_TILE_OVERLAP", 16, 0, 512);
+  const tileSize = int(env, "UNCLIP_UPSCALE_TILE", 128, 16, 4096);
+  const overlap = int(env, "UNCLIP_UPSCALE_TILE_OVERLAP", 16, 0, 512);
   return upscaleHandler(upscaler, store, { tileSize, overlap });
 });
