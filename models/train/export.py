@@ -155,7 +155,8 @@ def main():
                              "defaultSteps": args.prior_steps, "defaultGuidance": args.prior_guidance, "defaultSampler": "ddpm"}
     if any(os.path.exists(os.path.join(d, "decoder.pt")) for d in (CKPT, SNAP)):
         dec = Decoder(D, tuple(CFG["decoder"]["channels"]))
-        dec.load_state_dict(load_state("decoder")["model"])
+        ck = load_state("decoder")
+        dec.load_state_dict(ck.get("ema", ck["model"]))  # the EMA weights when training kept them
         export(dec, (torch.zeros(n, 7, 64, 64), torch.zeros(n, dtype=torch.int64), torch.zeros(n, D)),
                os.path.join(OUT, "decoder.onnx"), ["sample", "timestep", "image_embeds"], ["out_sample"])
         files.append("decoder.onnx")

@@ -58,7 +58,9 @@ def load_state(stage):
     """The full checkpoint when there is one, else the committed fp16 snapshot (weights only, no optimiser)."""
     path = os.path.join(CKPT, stage + ".pt")
     ck = torch.load(path if os.path.exists(path) else os.path.join(SNAP, stage + ".pt"))
-    ck["model"] = {k: (v.float() if v.is_floating_point() else v) for k, v in ck["model"].items()}
+    for key in ("model", "ema"):
+        if key in ck:
+            ck[key] = {k: (v.float() if v.is_floating_point() else v) for k, v in ck[key].items()}
     return ck
 
 
@@ -71,16 +73,20 @@ def load_clip():
     return clip
 
 
-def save(stage, model, opt, step, elapsed, extra=None):
+def half(state):
+    return {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+
+
+def save(stage, model, opt, step, elapsed, extra=None, ema=None):
     os.makedirs(CKPT, exist_ok=True)
     tmp = os.path.join(CKPT, stage + ".pt.tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                **(extra or {})}, tmp)
+    weights = {"model": model.state_dict(), **({"ema": ema} if ema is not None else {})}
+    torch.save({**weights, "opt": opt.state_dict(), "step": step, "elapsed": elapsed, **(extra or {})}, tmp)
     os.replace(tmp, os.path.join(CKPT, stage + ".pt"))
     # a small weights-only copy (fp16) that is committed, so a later session can resume without the checkpoints
     os.makedirs(SNAP, exist_ok=True)
-    torch.save({"model": {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()},
-                "step": step, "elapsed": elapsed, **(extra or {})}, os.path.join(SNAP, stage + ".pt"))
+    torch.save({**{k: half(v) for k, v in weights.items()}, "step": step, "elapsed": elapsed, **(extra or {})},
+               os.path.join(SNAP, stage + ".pt"))
 
 
 def aux_targets(attrs):
@@ -179,8 +185,13 @@ def step_decoder(model, step, cfg, clip):
     a = ABAR[t][:, None, None, None]
     xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
     pred = model(torch.cat([xt, masked, keep], dim=1), t, emb)
-    loss = F.mse_loss(pred, x0)
-    return loss, {"mse": loss.item()}
+    # the object covers 4-20 % of the pixels: weight them up so that shape and position are not drowned by background
+    bg = torch.tensor(np.array([world.PALETTE[a["bg"]] for a in attrs], dtype=np.float32) / 127.5 - 1)
+    obj = ((x0 - bg[:, :, None, None]).abs().amax(dim=1, keepdim=True) > 1e-3).float()
+    weight = 1 + cfg.get("objectWeight", 0.0) * obj
+    err = (pred - x0) ** 2
+    loss = (weight * err).mean() / weight.mean()
+    return loss, {"mse": err.mean().item(), "objMse": ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item()}
 
 
 def main():
@@ -188,6 +199,7 @@ def main():
     ap.add_argument("stage", choices=["clip", "prior", "decoder"])
     ap.add_argument("--minutes", type=float)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--anneal", action="store_true", help="cosine-decay the lr to 10%% over this invocation's budget")
     args = ap.parse_args()
     cfg = CFG[args.stage]
     minutes = args.minutes if args.minutes is not None else cfg["minutes"]
@@ -208,6 +220,8 @@ def main():
         fn = lambda s: step_decoder(model, s, cfg, clip)  # noqa: E731
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
     step, elapsed = 0, 0.0
+    ema_decay = cfg.get("emaDecay")
+    ema = None
     if args.resume and (os.path.exists(os.path.join(CKPT, args.stage + ".pt")) or os.path.exists(os.path.join(SNAP, args.stage + ".pt"))):
         ck = load_state(args.stage)
         missing, _ = model.load_state_dict(ck["model"], strict=False)
@@ -216,19 +230,33 @@ def main():
         if "opt" in ck and not missing:
             opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck["elapsed"]
+        if ema_decay and "ema" in ck and not missing:
+            ema = ck["ema"]
         print(f"resumed {args.stage} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
+    if ema_decay and ema is None:
+        ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.train()
     start = time.time()
     last_ckpt = start
     avg = {}
     while time.time() - start < minutes * 60:
-        for group in opt.param_groups:  # short warm-up, then constant
-            group["lr"] = cfg["lr"] * min(1.0, (step + 1) / 100)
+        lr = cfg["lr"] * min(1.0, (step + 1) / 100)  # short warm-up, then constant (or annealed)
+        if args.anneal:
+            lr *= 0.55 + 0.45 * math.cos(math.pi * min(1.0, (time.time() - start) / (minutes * 60)))
+        for group in opt.param_groups:
+            group["lr"] = lr
         loss, info = fn(step)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if ema is not None:
+            with torch.no_grad():
+                for k, v in model.state_dict().items():
+                    if v.is_floating_point():
+                        ema[k].lerp_(v, 1 - ema_decay)
+                    else:
+                        ema[k].copy_(v)
         step += 1
         for k, v in info.items():
             avg[k] = 0.98 * avg.get(k, v) + 0.02 * v
@@ -237,9 +265,9 @@ def main():
             print(f"{args.stage} step {step} images {step * cfg['batch']} min {(elapsed + now - start) / 60:.1f} "
                   + " ".join(f"{k} {v:.4f}" for k, v in avg.items()), flush=True)
             if now - last_ckpt > CFG["checkpointEveryMinutes"] * 60:
-                save(args.stage, model, opt, step, elapsed + now - start, extra)
+                save(args.stage, model, opt, step, elapsed + now - start, extra, ema)
                 last_ckpt = now
-    save(args.stage, model, opt, step, elapsed + time.time() - start, extra)
+    save(args.stage, model, opt, step, elapsed + time.time() - start, extra, ema)
     print(f"done {args.stage}: step {step}, images {step * cfg['batch']}, {(elapsed + time.time() - start) / 60:.1f} min",
           flush=True)
 
