@@ -1,4 +1,5 @@
 // Quality and speed of the converted ESRGAN upscalers against plain bicubic (sharp's cubic kernel).
+// esrgan-<v> raw is the network alone; esrgan-<v> adds one back-projection iteration (the upscaler's default).
 // Quality: each reference image is shrunk by 4 with bicubic and brought back by 4; PSNR/SSIM on luma against the
 // reference. Speed: CPU time (process user + system, all threads) and wall time per image for 64->256 and
 // 256->1024, untiled and tiled, with bicubic timed in the same run.
@@ -70,17 +71,22 @@ for (const pass of passes) {
   methods.push(["bicubic", bicubicFull]);
   speedRows.push(`| ${pass.name} | bicubic (sharp) | – | ${fixed(bicubicSpeed.cpuMs, 1)} | ${fixed(bicubicSpeed.wallMs, 1)} | 1 |`);
   for (const [variant, upscaler] of upscalers) {
+    // "raw": the network alone; the default adds one back-projection iteration (what the upscale worker runs)
+    const rawOptions = { tileSize: 4096, backProjection: 0 };
+    const raw = await timed(low, viaModel(upscaler, rawOptions));
+    const rawSpeed = await timed(sameSize, viaModel(upscaler, rawOptions));
     const untiled = await timed(low, viaModel(upscaler, { tileSize: 4096 }));
     const untiledSpeed = await timed(sameSize, viaModel(upscaler, { tileSize: 4096 }));
     const tiled = await timed(low, viaModel(upscaler, pass.tiles));
     const tiledSpeed = await timed(sameSize, viaModel(upscaler, pass.tiles));
-    methods.push([`esrgan-${variant}`, untiled, tiled]);
-    for (const [how, t] of [
-      ["untiled", untiledSpeed],
-      [`tiled ${pass.tiles.tileSize}/${pass.tiles.overlap}`, tiledSpeed],
+    methods.push([`esrgan-${variant} raw`, raw], [`esrgan-${variant}`, untiled, tiled]);
+    for (const [method, how, t] of [
+      [`esrgan-${variant} raw`, "untiled", rawSpeed],
+      [`esrgan-${variant}`, "untiled", untiledSpeed],
+      [`esrgan-${variant}`, `tiled ${pass.tiles.tileSize}/${pass.tiles.overlap}`, tiledSpeed],
     ] as const) {
       speedRows.push(
-        `| ${pass.name} | esrgan-${variant} | ${how} | ${fixed(t.cpuMs, 0)} | ${fixed(t.wallMs, 0)} | ${fixed(t.cpuMs / bicubicSpeed.cpuMs, 0)}× |`,
+        `| ${pass.name} | ${method} | ${how} | ${fixed(t.cpuMs, 0)} | ${fixed(t.wallMs, 0)} | ${fixed(t.cpuMs / bicubicSpeed.cpuMs, 0)}× |`,
       );
     }
   }
@@ -93,7 +99,7 @@ for (const pass of passes) {
   });
 }
 
-const methodNames = ["bicubic", ...[...upscalers.keys()].map((v) => `esrgan-${v}`)];
+const methodNames = ["bicubic", ...[...upscalers.keys()].flatMap((v) => [`esrgan-${v} raw`, `esrgan-${v}`])];
 const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 // Two aggregates: the mean of per-image PSNRs (the usual SR table number, dominated by images every method
 // reconstructs almost perfectly, such as smooth gradients at 45-55 dB), and the PSNR of the mean squared error, where

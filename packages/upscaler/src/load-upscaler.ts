@@ -1,5 +1,6 @@
 import path from "node:path";
 import ort from "onnxruntime-node";
+import { backProject } from "./back-project.js";
 import { createSession } from "./create-session.js";
 import { featherWeights, tileStarts } from "./plan-tiles.js";
 import { readUpscalerManifest } from "./read-upscaler-manifest.js";
@@ -8,7 +9,7 @@ import { UpscalerError } from "./upscaler-error.js";
 
 const INPUT = "image";
 const OUTPUT = "upscaled";
-const DEFAULTS = { tileSize: 128, overlap: 16, tileBatch: 4 };
+const DEFAULTS = { tileSize: 128, overlap: 16, tileBatch: 4, backProjection: 1 };
 
 /** A rectangle of one input image that runs through the model as one batch item. */
 interface Tile {
@@ -101,14 +102,12 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
       await runBatch(images, tiles.slice(i, i + perBatch), tw, th, sums, weightSums);
     }
     return sums.map((sum, i) => {
-      const data = new Uint8Array(outPixels * 3);
       const weightSum = weightSums[i];
-      for (let p = 0; p < outPixels; p++)
-        for (let c = 0; c < 3; c++) {
-          const v = (sum[p * 3 + c] / weightSum[p] - lo) / toModel;
-          // The network overshoots 0..255 at sharp edges; clamp, as UpscalerJS does.
-          data[p * 3 + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
-        }
+      for (let p = 0; p < outPixels; p++) for (let c = 0; c < 3; c++) sum[p * 3 + c] = (sum[p * 3 + c] / weightSum[p] - lo) / toModel;
+      if (opts.backProjection > 0) backProject(images[i].data, width, height, sum, scale, opts.backProjection);
+      const data = new Uint8Array(outPixels * 3);
+      // The network overshoots 0..255 at sharp edges; clamp, as UpscalerJS does.
+      for (let j = 0; j < data.length; j++) data[j] = sum[j] <= 0 ? 0 : sum[j] >= 255 ? 255 : Math.round(sum[j]);
       return { width: width * scale, height: height * scale, data };
     });
   }
@@ -126,6 +125,8 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
       }
       if (!Number.isInteger(opts.tileBatch) || opts.tileBatch < 1)
         throw new UpscalerError(`tileBatch ${opts.tileBatch} is not a positive integer`);
+      if (!Number.isInteger(opts.backProjection) || opts.backProjection < 0)
+        throw new UpscalerError(`backProjection ${opts.backProjection} is not a non-negative integer`);
       images.forEach((image, i) => {
         if (!(image.width > 0 && image.height > 0 && image.data.length === image.width * image.height * 3)) {
           throw new UpscalerError(`image ${i}: ${image.data.length} bytes is not RGB ${image.width}x${image.height}`);

@@ -15,6 +15,11 @@ export interface UpscaleOptions {
   overlap?: number;
   /** Tiles run per ONNX batch (default 4); bounds memory together with tileSize. */
   tileBatch?: number;
+  /**
+   * Back-projection iterations (default 1; 0 returns the raw network output): each one adds the bicubic upscale of (input - bicubic downscale of the
+   * output), so that the output shrinks back to the input and the network's low-frequency drift is removed.
+   */
+  backProjection?: number;
   signal?: AbortSignal;
 }
 

@@ -107,10 +107,21 @@ it.each(["slim", "medium"] as const)("reproduces the x4 sample that @upscalerjs/
     return { width: info.width, height: info.height, data: new Uint8Array(data) };
   };
   const upscaler = await loadUpscaler(await ensureEsrganBundle(variant, 4, cacheRoot), { executionProvider: "cpu" });
-  const [ours] = await upscaler.upscale([await read("fixture.png")], { tileSize: 4096 });
+  const [ours] = await upscaler.upscale([await read("fixture.png")], { tileSize: 4096, backProjection: 0 });
   await upscaler.close();
   const theirs = await read("samples/4x/result.png");
   const { max, mean } = diff(ours, theirs);
   console.log(`esrgan-${variant} x4 on fixture.png vs the package's samples/4x/result.png: max ${max}, mean ${mean.toFixed(5)}`);
   expect(max).toBeLessThanOrEqual(1);
+});
+
+// Measured on flat inputs: the network brightens light greys by about one level; back-projection (the default) removes it.
+it("keeps flat colours: the raw network drifts, the default back-projection brings it back", async () => {
+  const grey = { width: 32, height: 32, data: new Uint8Array(32 * 32 * 3).fill(240) };
+  const mean = (data: Uint8Array) => data.reduce((s, v) => s + v, 0) / data.length;
+  const [raw] = await slim.upscale([grey], { backProjection: 0 });
+  const [corrected] = await slim.upscale([grey]);
+  console.log(`esrgan-slim on flat 240: raw mean ${mean(raw.data).toFixed(3)}, back-projected ${mean(corrected.data).toFixed(3)}`);
+  expect(Math.abs(mean(raw.data) - 240)).toBeGreaterThan(0.5);
+  expect(Math.abs(mean(corrected.data) - 240)).toBeLessThan(0.1);
 });

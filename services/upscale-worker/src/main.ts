@@ -18,5 +18,6 @@ await runWorker("upscale-worker", { metricsPort: 9467, maxBatch: 4, bundle: "esr
   });
   const tileSize = int(env, "UNCLIP_UPSCALE_TILE", 128, 16, 4096);
   const overlap = int(env, "UNCLIP_UPSCALE_TILE_OVERLAP", 16, 0, 512);
-  return upscaleHandler(upscaler, store, { tileSize, overlap });
+  const backProjection = int(env, "UNCLIP_UPSCALE_BACK_PROJECTION", 1, 0, 10);
+  return upscaleHandler(upscaler, store, { tileSize, overlap, backProjection });
 });

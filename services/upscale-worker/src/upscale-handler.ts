@@ -3,14 +3,20 @@ import { stageOutputSize } from "@unclip/protocol";
 import type { Upscaler } from "@unclip/upscaler";
 import { decodeImage, encodePng, ImageInputError, type RgbImage } from "@unclip/unclip/image";
 
-export interface TileSettings {
+export interface UpscaleSettings {
   /** Inputs with a side above this are upscaled in overlapping tiles, so memory stays bounded. */
   tileSize: number;
   overlap: number;
+  /** Back-projection iterations after each pass (removes the network's brightness drift; 0 = raw network). */
+  backProjection: number;
 }
 
 /** upscale-worker: 64 → 256 and 256 → 1024 with a single-pass super-resolution model (×4, or ×2 applied twice). */
-export function upscaleHandler(upscaler: Upscaler, store: ObjectStore, tiles: TileSettings): StageHandler & { close(): Promise<void> } {
+export function upscaleHandler(
+  upscaler: Upscaler,
+  store: ObjectStore,
+  settings: UpscaleSettings,
+): StageHandler & { close(): Promise<void> } {
   return {
     pool: "upscale",
     bundle: upscaler.bundle,
@@ -41,7 +47,7 @@ export function upscaleHandler(upscaler: Upscaler, store: ObjectStore, tiles: Ti
     for (const [width, members] of bySize) {
       let images = members.map((k) => inputs[k]!);
       for (let p = 0; p < passes(width, target); p++) {
-        images = await upscaler.upscale(images, { ...tiles, signal });
+        images = await upscaler.upscale(images, { ...settings, signal });
       }
       for (let m = 0; m < members.length; m++) {
         results[ok[members[m]!]!] = { png: await encodePng(images[m]!, { compressionLevel: 3 }) };
