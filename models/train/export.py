@@ -115,19 +115,20 @@ def main():
     ap.add_argument("--sampler", default=ex["sampler"])
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--eval-set-only", action="store_true")
+    ap.add_argument("--out", default=OUT, help="bundle directory (default models/shapes-v1; another one for a trial export)")
     args = ap.parse_args()
     eval_set()
     if args.eval_set_only:
         return
-    os.makedirs(OUT, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
     n = 2
     clip = load_clip()
-    with open(os.path.join(OUT, "tokenizer.json"), "w") as f:
+    with open(os.path.join(args.out, "tokenizer.json"), "w") as f:
         json.dump(world.tokenizer_json(), f, indent=1)
         f.write("\n")
-    export(clip.text, (torch.zeros(n, L, dtype=torch.int64),), os.path.join(OUT, "text_encoder.onnx"),
+    export(clip.text, (torch.zeros(n, L, dtype=torch.int64),), os.path.join(args.out, "text_encoder.onnx"),
            ["input_ids"], ["text_embeds", "last_hidden_state"])
-    export(clip.image, (torch.zeros(n, 3, 64, 64),), os.path.join(OUT, "image_encoder.onnx"), ["pixel_values"], ["image_embeds"])
+    export(clip.image, (torch.zeros(n, 3, 64, 64),), os.path.join(args.out, "image_encoder.onnx"), ["pixel_values"], ["image_embeds"])
     files = ["tokenizer.json", "text_encoder.onnx", "image_encoder.onnx"]
     manifest = {
         "name": "shapes-v1", "version": args.version,
@@ -142,10 +143,10 @@ def main():
         prior = Prior(D, H, CFG["prior"]["width"], CFG["prior"]["blocks"])
         prior.load_state_dict(ck["model"])
         export(prior, (torch.zeros(n, D), torch.zeros(n, dtype=torch.int64), torch.zeros(n, D), torch.zeros(n, L, H),
-                       torch.ones(n, L, dtype=torch.bool)), os.path.join(OUT, "prior.onnx"),
+                       torch.ones(n, L, dtype=torch.bool)), os.path.join(args.out, "prior.onnx"),
                ["hidden_states", "timestep", "proj_embedding", "encoder_hidden_states", "attention_mask"],
                ["predicted_image_embedding"])
-        with open(os.path.join(OUT, "embedding_stats.json"), "w") as f:
+        with open(os.path.join(args.out, "embedding_stats.json"), "w") as f:
             json.dump({"mean": [round(float(x), 7) for x in ck["mean"]], "std": [round(float(x), 7) for x in ck["std"]]}, f)
             f.write("\n")
         files += ["prior.onnx", "embedding_stats.json"]
@@ -158,18 +159,18 @@ def main():
         ck = load_state("decoder")
         dec.load_state_dict(ck.get("ema", ck["model"]))  # the EMA weights when training kept them
         export(dec, (torch.zeros(n, 7, 64, 64), torch.zeros(n, dtype=torch.int64), torch.zeros(n, D)),
-               os.path.join(OUT, "decoder.onnx"), ["sample", "timestep", "image_embeds"], ["out_sample"])
+               os.path.join(args.out, "decoder.onnx"), ["sample", "timestep", "image_embeds"], ["out_sample"])
         files.append("decoder.onnx")
         manifest["decoder"] = {"model": "decoder.onnx", "inChannels": 7, "outChannels": 3, "size": 64, "embedDim": D,
                                "scheduler": {"schedule": "squaredcos_cap_v2", "trainTimesteps": 1000, "prediction": "sample",
                                              "variance": "fixed_small_log", "clipSample": 1.0},
                                "defaultSteps": args.steps, "defaultGuidance": args.decoder_guidance,
                                "defaultSampler": args.sampler}
-    manifest["files"] = {name: sha256(os.path.join(OUT, name)) for name in files}
-    with open(os.path.join(OUT, "manifest.json"), "w") as f:
+    manifest["files"] = {name: sha256(os.path.join(args.out, name)) for name in files}
+    with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
-    print("exported", files, sum(os.path.getsize(os.path.join(OUT, x)) for x in files) / 1e6, "MB")
+    print("exported", files, sum(os.path.getsize(os.path.join(args.out, x)) for x in files) / 1e6, "MB")
 
 
 if __name__ == "__main__":
