@@ -109,7 +109,8 @@ if (!skip.has("prompts")) {
   }
 }
 
-// 2. variations: image -> CLIP image embedding -> decoder; keeps object colour and shape?
+// 2. variations: image -> CLIP image embedding -> decoder; keeps object colour and shape (and, for diagnosis, the
+// position anchor the checker finds in the source)?
 const variationRows: string[] = [];
 if (!skip.has("variations")) {
   for (const split of ["seen", "held-out"]) {
@@ -117,6 +118,7 @@ if (!skip.has("variations")) {
     let kept = 0;
     let colour = 0;
     let shape = 0;
+    let position = 0;
     let sourceOk = 0;
     for (let i = 0; i < items.length; i += BATCH) {
       const chunk = items.slice(i, i + BATCH);
@@ -132,11 +134,12 @@ if (!skip.has("variations")) {
         const v = checker.check(img);
         colour += +(v.colour === chunk[b].colour);
         shape += +(v.shape === chunk[b].shape);
+        position += +(v.position !== null && v.position === src.position);
         kept += +(v.colour === chunk[b].colour && v.shape === chunk[b].shape);
       });
     }
     variationRows.push(
-      `| variations, ${split} | ${items.length} | ${pct(colour, items.length)} | ${pct(shape, items.length)} | ${pct(kept, items.length)} | checker on sources: ${pct(sourceOk, items.length)} |`,
+      `| variations, ${split} | ${items.length} | ${pct(colour, items.length)} | ${pct(shape, items.length)} | ${pct(kept, items.length)} | ${pct(position, items.length)} | checker on sources: ${pct(sourceOk, items.length)} |`,
     );
     console.error(variationRows.at(-1));
   }
@@ -232,8 +235,8 @@ if (!skip.has("time")) {
 console.log("| prompts | n | background colour | object colour | shape | position | all four |");
 console.log("|---|---|---|---|---|---|---|");
 rows.forEach((r) => console.log(r));
-console.log("\n| variations | n | object colour kept | shape kept | colour and shape kept | |");
-console.log("|---|---|---|---|---|---|");
+console.log("\n| variations | n | object colour kept | shape kept | colour and shape kept | position kept | |");
+console.log("|---|---|---|---|---|---|---|");
 variationRows.forEach((r) => console.log(r));
 console.log("\n| edits | n | | |\n|---|---|---|---|");
 console.log(editRow);

@@ -126,7 +126,9 @@ class ResBlock(nn.Module):
 class Decoder(nn.Module):
     """sample [n,7,64,64] (x_t, masked image, keep mask), timestep [n], image_embeds [n,D] -> x0 [n,3,64,64].
     Works at 32/16/8 px internally (pixel-unshuffle in, pixel-shuffle out) with coordinate channels; FiLM
-    conditioning on the timestep and the image embedding."""
+    conditioning on the timestep and the image embedding. A sketch head (MLP) turns the embedding into a 16 px map
+    whose first 3 channels are trained to be the 16 px image, added at the 16 px level: global FiLM alone left the
+    object's place to chance, though the embedding carries it (a linear probe reads the centre within 2 px)."""
 
     def __init__(self, D, channels=(48, 96, 128), size=64):
         super().__init__()
@@ -145,14 +147,24 @@ class Decoder(nn.Module):
         self.u2 = ResBlock(c3 + c2, c2, cond)
         self.u1 = ResBlock(c2 + c1, c1, cond)
         self.out = nn.Sequential(nn.GroupNorm(8, c1), nn.SiLU(), nn.Conv2d(c1, 12, 3, padding=1))
+        self.sketch_size = size // 4
+        self.sketch = nn.Sequential(nn.Linear(D, 512), nn.SiLU(), nn.Linear(512, self.SKETCH * self.sketch_size ** 2))
+        self.sketch_in = nn.Conv2d(self.SKETCH, c2, 1)
+        nn.init.zeros_(self.sketch_in.weight)  # added to a trained network: starts as a no-op
+        nn.init.zeros_(self.sketch_in.bias)
 
-    def forward(self, sample, timestep, image_embeds):
+    SKETCH = 8
+
+    def forward(self, sample, timestep, image_embeds, return_sketch=False):
         c = self.cond(torch.cat([timestep_embedding(timestep, 128), image_embeds * 4.0], dim=1))
+        s = self.sketch_size
+        sketch = self.sketch(image_embeds * 4.0).reshape(-1, self.SKETCH, s, s)
         x = F.pixel_unshuffle(sample, 2)
         x = self.inp(torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1))
         h1 = self.e1(x, c)
-        h2 = self.e2(self.d1(h1), c)
+        h2 = self.e2(self.d1(h1) + self.sketch_in(sketch), c)
         h = self.m2(self.m1(self.d2(h2), c), c)
         h = self.u2(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h2], dim=1), c)
         h = self.u1(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h1], dim=1), c)
-        return F.pixel_shuffle(self.out(h), 2)
+        out = F.pixel_shuffle(self.out(h), 2)
+        return (out, sketch[:, :3]) if return_sketch else out

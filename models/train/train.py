@@ -184,14 +184,19 @@ def step_decoder(model, step, cfg, clip):
     noise = torch.randn(x0.shape, generator=g)
     a = ABAR[t][:, None, None, None]
     xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-    pred = model(torch.cat([xt, masked, keep], dim=1), t, emb)
+    pred, sketch = model(torch.cat([xt, masked, keep], dim=1), t, emb, return_sketch=True)
     # the object covers 4-20 % of the pixels: weight them up so that shape and position are not drowned by background
     bg = torch.tensor(np.array([world.PALETTE[a["bg"]] for a in attrs], dtype=np.float32) / 127.5 - 1)
     obj = ((x0 - bg[:, :, None, None]).abs().amax(dim=1, keepdim=True) > 1e-3).float()
     weight = 1 + cfg.get("objectWeight", 0.0) * obj
     err = (pred - x0) ** 2
     loss = (weight * err).mean() / weight.mean()
-    return loss, {"mse": err.mean().item(), "objMse": ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item()}
+    # the sketch head learns the 16 px image from the embedding alone (not where the embedding was dropped)
+    kept = (~drop).float()[:, None, None, None]
+    sketch_err = ((sketch - F.avg_pool2d(x0, 4)) ** 2 * kept).sum() / (kept.sum() * sketch[0].numel()).clamp(min=1)
+    loss = loss + cfg.get("sketchWeight", 0.0) * sketch_err
+    return loss, {"mse": err.mean().item(), "objMse": ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item(),
+                  "sketchMse": sketch_err.item()}
 
 
 def main():
@@ -227,11 +232,16 @@ def main():
         missing, _ = model.load_state_dict(ck["model"], strict=False)
         if missing:
             print("new parameters (initialised fresh):", missing, flush=True)
-        if "opt" in ck and not missing:
+        if "opt" in ck:
+            # the trained parameters keep their Adam state; parameters new to this run get a group of their own
+            named = dict(model.named_parameters())
+            opt = torch.optim.AdamW([p for k, p in named.items() if k not in missing], lr=cfg["lr"], weight_decay=0.0)
             opt.load_state_dict(ck["opt"])
+            if missing:
+                opt.add_param_group({"params": [named[k] for k in missing]})
         step, elapsed = ck["step"], ck["elapsed"]
-        if ema_decay and "ema" in ck and not missing:
-            ema = ck["ema"]
+        if ema_decay and "ema" in ck:
+            ema = {**{k: v.detach().clone() for k, v in model.state_dict().items()}, **ck["ema"]}
         print(f"resumed {args.stage} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
     if ema_decay and ema is None:
         ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
