@@ -46,6 +46,14 @@ def png_b64(img):
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def placed_attrs(rng, held_out_only=False):
+    """Attributes of a scene whose object has a named position (captions then name every attribute)."""
+    a = world.sample_attrs(rng, held_out_only=held_out_only)
+    if a["position"] is None:
+        a["position"] = world.POSITION_NAMES[rng.integers(5)]
+    return a
+
+
 def eval_set():
     """Prompts (seen / held-out (shape, colour) pairs), variation sources, edit cases, retrieval pairs, and the
     procedural checker's knowledge of the world (palette, anchors, shape silhouettes)."""
@@ -54,9 +62,7 @@ def eval_set():
     prompts = []
     for split, n in [("seen", 100), ("held-out", 60)]:
         for i in range(n):
-            a = world.sample_attrs(rng, held_out_only=split == "held-out")
-            if a["position"] is None:
-                a["position"] = world.POSITION_NAMES[rng.integers(5)]
+            a = placed_attrs(rng, held_out_only=split == "held-out")
             text, _ = world.caption(a, rng, full=True)
             prompts.append({"split": split, "prompt": text, "seed": int(rng.integers(1, 2**31)),
                             **{k: a[k] for k in ["shape", "colour", "bg", "size", "position"]}})
@@ -71,9 +77,7 @@ def eval_set():
     out["variations"] = variations
     edits = []
     for i in range(40):
-        a = world.sample_attrs(rng)
-        if a["position"] is None:
-            a["position"] = world.POSITION_NAMES[rng.integers(5)]
+        a = placed_attrs(rng)
         img = world.render(a, rng)
         new = dict(a)
         while new["colour"] in (a["colour"], a["bg"]) or (new["shape"], new["colour"]) in world.HELD_OUT:
@@ -86,9 +90,7 @@ def eval_set():
     out["edits"] = edits
     retrieval = []
     for i in range(100):
-        a = world.sample_attrs(rng)
-        if a["position"] is None:
-            a["position"] = world.POSITION_NAMES[rng.integers(5)]
+        a = placed_attrs(rng)
         img = world.render(a, rng)
         retrieval.append({"png": png_b64(img), "prompt": world.caption(a, rng, full=True)[0]})
     out["retrieval"] = retrieval

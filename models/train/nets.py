@@ -130,6 +130,8 @@ class Decoder(nn.Module):
     whose first 3 channels are trained to be the 16 px image, added at the 16 px level: global FiLM alone left the
     object's place to chance, though the embedding carries it (a linear probe reads the centre within 2 px)."""
 
+    SKETCH = 8  # channels of the sketch map
+
     def __init__(self, D, channels=(48, 96, 128), size=64):
         super().__init__()
         c1, c2, c3 = channels
@@ -152,8 +154,6 @@ class Decoder(nn.Module):
         self.sketch_in = nn.Conv2d(self.SKETCH, c2, 1)
         nn.init.zeros_(self.sketch_in.weight)  # added to a trained network: starts as a no-op
         nn.init.zeros_(self.sketch_in.bias)
-
-    SKETCH = 8
 
     def forward(self, sample, timestep, image_embeds, return_sketch=False):
         c = self.cond(torch.cat([timestep_embedding(timestep, 128), image_embeds * 4.0], dim=1))

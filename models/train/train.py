@@ -60,7 +60,7 @@ def load_state(stage):
     ck = torch.load(path if os.path.exists(path) else os.path.join(SNAP, stage + ".pt"))
     for key in ("model", "ema"):
         if key in ck:
-            ck[key] = {k: (v.float() if v.is_floating_point() else v) for k, v in ck[key].items()}
+            ck[key] = cast(ck[key], torch.float32)
     return ck
 
 
@@ -73,8 +73,8 @@ def load_clip():
     return clip
 
 
-def half(state):
-    return {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+def cast(state, dtype):
+    return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
 
 
 def save(stage, model, opt, step, elapsed, extra=None, ema=None):
@@ -85,7 +85,7 @@ def save(stage, model, opt, step, elapsed, extra=None, ema=None):
     os.replace(tmp, os.path.join(CKPT, stage + ".pt"))
     # a small weights-only copy (fp16) that is committed, so a later session can resume without the checkpoints
     os.makedirs(SNAP, exist_ok=True)
-    torch.save({**{k: half(v) for k, v in weights.items()}, "step": step, "elapsed": elapsed, **(extra or {})},
+    torch.save({**{k: cast(v, torch.float16) for k, v in weights.items()}, "step": step, "elapsed": elapsed, **(extra or {})},
                os.path.join(SNAP, stage + ".pt"))
 
 
@@ -226,25 +226,30 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
     step, elapsed = 0, 0.0
     ema_decay = cfg.get("emaDecay")
-    ema = None
+    saved_ema = {}
     if args.resume and (os.path.exists(os.path.join(CKPT, args.stage + ".pt")) or os.path.exists(os.path.join(SNAP, args.stage + ".pt"))):
         ck = load_state(args.stage)
         missing, _ = model.load_state_dict(ck["model"], strict=False)
         if missing:
             print("new parameters (initialised fresh):", missing, flush=True)
         if "opt" in ck:
-            # the trained parameters keep their Adam state; parameters new to this run get a group of their own
+            # the trained parameters keep their Adam state, in the saved groups (a network that grew before has one
+            # group per growth; new parameters are registered last); parameters new to this run get a group of their own
             named = dict(model.named_parameters())
-            opt = torch.optim.AdamW([p for k, p in named.items() if k not in missing], lr=cfg["lr"], weight_decay=0.0)
+            trained = [p for k, p in named.items() if k not in missing]
+            groups, first = [], 0
+            for g in ck["opt"]["param_groups"]:
+                groups.append({"params": trained[first:first + len(g["params"])]})
+                first += len(g["params"])
+            opt = torch.optim.AdamW(groups, lr=cfg["lr"], weight_decay=0.0)
             opt.load_state_dict(ck["opt"])
             if missing:
                 opt.add_param_group({"params": [named[k] for k in missing]})
         step, elapsed = ck["step"], ck["elapsed"]
-        if ema_decay and "ema" in ck:
-            ema = {**{k: v.detach().clone() for k, v in model.state_dict().items()}, **ck["ema"]}
+        saved_ema = ck.get("ema", {})
         print(f"resumed {args.stage} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
-    if ema_decay and ema is None:
-        ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    # the EMA starts from the saved one, and from the current weights for parameters it does not have
+    ema = {**{k: v.detach().clone() for k, v in model.state_dict().items()}, **saved_ema} if ema_decay else None
     model.train()
     start = time.time()
     last_ckpt = start
