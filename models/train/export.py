@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import world  # noqa: E402
 from nets import CLIP_MEAN, CLIP_STD, Decoder, Prior  # noqa: E402
-from train import CKPT, CFG, SNAP, D, H, L, load_clip, load_state  # noqa: E402
+from train import CFG, D, H, L, has_state, load_clip, load_state  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "shapes-v1")
 OPSET = 17
@@ -140,7 +140,7 @@ def main():
         "clip": {"textEncoder": "text_encoder.onnx", "imageEncoder": "image_encoder.onnx", "embedDim": D, "hiddenDim": H,
                  "imageSize": 64, "imageMean": CLIP_MEAN, "imageStd": CLIP_STD},
     }
-    if any(os.path.exists(os.path.join(d, "prior.pt")) for d in (CKPT, SNAP)):
+    if has_state("prior"):
         ck = load_state("prior")
         prior = Prior(D, H, CFG["prior"]["width"], CFG["prior"]["blocks"])
         prior.load_state_dict(ck["model"])
@@ -156,7 +156,7 @@ def main():
                              "scheduler": {"schedule": "squaredcos_cap_v2", "trainTimesteps": 1000, "prediction": "sample",
                                            "variance": "fixed_small_log", "clipSample": 10.0},
                              "defaultSteps": args.prior_steps, "defaultGuidance": args.prior_guidance, "defaultSampler": "ddpm"}
-    if any(os.path.exists(os.path.join(d, "decoder.pt")) for d in (CKPT, SNAP)):
+    if has_state("decoder"):
         dec = Decoder(D, tuple(CFG["decoder"]["channels"]))
         ck = load_state("decoder")
         dec.load_state_dict(ck.get("ema", ck["model"]))  # the EMA weights when training kept them

@@ -123,12 +123,49 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
+def coords(n, size):
+    """[n,2,size,size] pixel-centre x and y in [-1, 1]."""
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    return torch.stack([xs, ys])[None].expand(n, -1, -1, -1)
+
+
+class Sketcher(nn.Module):
+    """image embedding -> a 64 px estimate of the image, regressed (so blurred where the embedding is unsure), as a
+    pixel-unshuffled [n,12,32,32] map. It gives the decoder the object's silhouette at the resolution where shape
+    shows: FiLM and the 16 px sketch carried place and colour but left small shapes to chance. Every level sees
+    coordinate channels (CoordConv): drawing a shape at a place given as a vector is what plain convolutions are bad at."""
+
+    def __init__(self, D, channels=(96, 64, 32), cond=256):
+        super().__init__()
+        self.c8 = channels[0]
+        self.cond = nn.Sequential(nn.Linear(D, cond), nn.SiLU())
+        self.fc = nn.Linear(D, self.c8 * 64)
+        self.blocks = nn.ModuleList([ResBlock(channels[0], channels[0], cond), ResBlock(channels[0], channels[1], cond),
+                                     ResBlock(channels[1], channels[2], cond)])
+        # the coordinates enter each level through a 1x1 convolution (the same as concatenating them to its input)
+        self.where = nn.ModuleList([nn.Conv2d(2, ch, 1) for ch in (channels[0], channels[0], channels[1])])
+        self.out = nn.Sequential(nn.GroupNorm(8, channels[2]), nn.SiLU(), nn.Conv2d(channels[2], 12, 3, padding=1))
+
+    def forward(self, image_embeds):
+        e = image_embeds * 4.0
+        c = self.cond(e)
+        n = e.shape[0]
+        h = self.fc(e).reshape(n, self.c8, 8, 8)
+        for i, (block, where) in enumerate(zip(self.blocks, self.where)):
+            if i:
+                h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            h = block(h + where(coords(n, h.shape[-1])), c)
+        return self.out(h)
+
+
 class Decoder(nn.Module):
     """sample [n,7,64,64] (x_t, masked image, keep mask), timestep [n], image_embeds [n,D] -> x0 [n,3,64,64].
     Works at 32/16/8 px internally (pixel-unshuffle in, pixel-shuffle out) with coordinate channels; FiLM
     conditioning on the timestep and the image embedding. A sketch head (MLP) turns the embedding into a 16 px map
     whose first 3 channels are trained to be the 16 px image, added at the 16 px level: global FiLM alone left the
-    object's place to chance, though the embedding carries it (a linear probe reads the centre within 2 px)."""
+    object's place to chance, though the embedding carries it (a linear probe reads the centre within 2 px). A
+    sketcher (a small generator, trained to regress the 64 px image from the embedding) adds its output at the 32 px
+    level, for the silhouette."""
 
     SKETCH = 8  # channels of the sketch map
 
@@ -137,9 +174,7 @@ class Decoder(nn.Module):
         c1, c2, c3 = channels
         cond = 256
         self.cond = nn.Sequential(nn.Linear(128 + D, cond), nn.SiLU(), nn.Linear(cond, cond), nn.SiLU())
-        half = size // 2
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, half), torch.linspace(-1, 1, half), indexing="ij")
-        self.register_buffer("coords", torch.stack([xs, ys])[None], persistent=False)
+        self.register_buffer("coords", coords(1, size // 2), persistent=False)
         self.inp = nn.Conv2d(7 * 4 + 2, c1, 3, padding=1)
         self.e1 = ResBlock(c1, c1, cond)
         self.d1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
@@ -154,17 +189,22 @@ class Decoder(nn.Module):
         self.sketch_in = nn.Conv2d(self.SKETCH, c2, 1)
         nn.init.zeros_(self.sketch_in.weight)  # added to a trained network: starts as a no-op
         nn.init.zeros_(self.sketch_in.bias)
+        self.sketcher = Sketcher(D)
+        self.sketcher_in = nn.Conv2d(12, c1, 3, padding=1)
+        nn.init.zeros_(self.sketcher_in.weight)
+        nn.init.zeros_(self.sketcher_in.bias)
 
     def forward(self, sample, timestep, image_embeds, return_sketch=False):
         c = self.cond(torch.cat([timestep_embedding(timestep, 128), image_embeds * 4.0], dim=1))
         s = self.sketch_size
         sketch = self.sketch(image_embeds * 4.0).reshape(-1, self.SKETCH, s, s)
         x = F.pixel_unshuffle(sample, 2)
-        x = self.inp(torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1))
+        drawn = self.sketcher(image_embeds)
+        x = self.inp(torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)) + self.sketcher_in(drawn)
         h1 = self.e1(x, c)
         h2 = self.e2(self.d1(h1) + self.sketch_in(sketch), c)
         h = self.m2(self.m1(self.d2(h2), c), c)
         h = self.u2(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h2], dim=1), c)
         h = self.u1(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h1], dim=1), c)
         out = F.pixel_shuffle(self.out(h), 2)
-        return (out, sketch[:, :3]) if return_sketch else out
+        return (out, sketch[:, :3], F.pixel_shuffle(drawn, 2)) if return_sketch else out

@@ -3,6 +3,7 @@
 
   /usr/bin/python3 models/train/train.py clip [--minutes M] [--resume]
   /usr/bin/python3 models/train/train.py prior [--minutes M] [--resume]
+  /usr/bin/python3 models/train/train.py sketch [--minutes M] [--resume]
   /usr/bin/python3 models/train/train.py decoder [--minutes M] [--resume]
 
 Hyperparameters live in config.json. Checkpoints (model, optimiser, step, elapsed seconds) go to
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import world  # noqa: E402
-from nets import CLIP_MEAN, CLIP_STD, Clip, Decoder, Prior  # noqa: E402
+from nets import CLIP_MEAN, CLIP_STD, Clip, Decoder, Prior, Sketcher  # noqa: E402
 
 torch.set_num_threads(2)
 CFG = world.CONFIG
@@ -62,6 +63,10 @@ def load_state(stage):
         if key in ck:
             ck[key] = cast(ck[key], torch.float32)
     return ck
+
+
+def has_state(stage):
+    return any(os.path.exists(os.path.join(d, stage + ".pt")) for d in (CKPT, SNAP))
 
 
 def load_clip():
@@ -165,6 +170,33 @@ def random_keep_mask(rng, n, S=64):
     return keep
 
 
+def object_mask(x0, attrs):
+    """1 where the pixel differs from the scene's background colour (x0 in [-1, 1])."""
+    bg = torch.tensor(np.array([world.PALETTE[a["bg"]] for a in attrs], dtype=np.float32) / 127.5 - 1)
+    return ((x0 - bg[:, :, None, None]).abs().amax(dim=1, keepdim=True) > 1e-3).float()
+
+
+def weighted_mse(pred, x0, obj, object_weight, keep=None):
+    """MSE with object pixels weighted 1 + object_weight (objects cover 4-20 % of the pixels: unweighted, shape and
+    position drown in background); keep [n] selects samples (None: all)."""
+    weight = torch.as_tensor(1 + object_weight * obj) * (1 if keep is None else keep[:, None, None, None])
+    weight = torch.broadcast_to(weight, pred.shape)
+    return (weight * (pred - x0) ** 2).sum() / weight.sum().clamp(min=1)
+
+
+def step_sketch(model, step, cfg, clip):
+    rng = np.random.default_rng(CFG["seed"] * 23 + step)
+    imgs, _, attrs = world.batch(rng, cfg["batch"])
+    with torch.no_grad():
+        emb = clip.image(clip_pixels(imgs))
+    x0 = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+    obj = object_mask(x0, attrs)
+    drawn = F.pixel_shuffle(model(emb), 2)
+    loss = weighted_mse(drawn, x0, obj, cfg["objectWeight"])
+    err = (drawn - x0) ** 2
+    return loss, {"mse": err.mean().item(), "objMse": ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item()}
+
+
 def step_decoder(model, step, cfg, clip):
     rng = np.random.default_rng(CFG["seed"] * 17 + step)
     n = cfg["batch"]
@@ -184,24 +216,22 @@ def step_decoder(model, step, cfg, clip):
     noise = torch.randn(x0.shape, generator=g)
     a = ABAR[t][:, None, None, None]
     xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-    pred, sketch = model(torch.cat([xt, masked, keep], dim=1), t, emb, return_sketch=True)
-    # the object covers 4-20 % of the pixels: weight them up so that shape and position are not drowned by background
-    bg = torch.tensor(np.array([world.PALETTE[a["bg"]] for a in attrs], dtype=np.float32) / 127.5 - 1)
-    obj = ((x0 - bg[:, :, None, None]).abs().amax(dim=1, keepdim=True) > 1e-3).float()
-    weight = 1 + cfg.get("objectWeight", 0.0) * obj
+    pred, sketch, drawn = model(torch.cat([xt, masked, keep], dim=1), t, emb, return_sketch=True)
+    obj = object_mask(x0, attrs)
     err = (pred - x0) ** 2
-    loss = (weight * err).mean() / weight.mean()
-    # the sketch head learns the 16 px image from the embedding alone (not where the embedding was dropped)
-    kept = (~drop).float()[:, None, None, None]
-    sketch_err = ((sketch - F.avg_pool2d(x0, 4)) ** 2 * kept).sum() / (kept.sum() * sketch[0].numel()).clamp(min=1)
-    loss = loss + cfg.get("sketchWeight", 0.0) * sketch_err
+    loss = weighted_mse(pred, x0, obj, cfg["objectWeight"])
+    # the sketch head and the sketcher learn the image from the embedding alone (not where it was dropped)
+    kept = (~drop).float()
+    sketch_err = weighted_mse(sketch, F.avg_pool2d(x0, 4), 0, 0, kept)
+    drawn_err = weighted_mse(drawn, x0, obj, cfg["objectWeight"], kept)
+    loss = loss + cfg["sketchWeight"] * sketch_err + cfg["sketcherWeight"] * drawn_err
     return loss, {"mse": err.mean().item(), "objMse": ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item(),
-                  "sketchMse": sketch_err.item()}
+                  "sketchMse": sketch_err.item(), "drawnMse": drawn_err.item()}
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("stage", choices=["clip", "prior", "decoder"])
+    ap.add_argument("stage", choices=["clip", "prior", "sketch", "decoder"])
     ap.add_argument("--minutes", type=float)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--anneal", action="store_true", help="cosine-decay the lr to 10%% over this invocation's budget")
@@ -219,19 +249,25 @@ def main():
         extra = {"mean": mean, "std": std}
         model = Prior(D, H, cfg["width"], cfg["blocks"])
         fn = lambda s: step_prior(model, s, cfg, clip, mean, std)  # noqa: E731
+    elif args.stage == "sketch":
+        clip = load_clip()
+        model = Sketcher(D)
+        fn = lambda s: step_sketch(model, s, cfg, clip)  # noqa: E731
     else:
         clip = load_clip()
         model = Decoder(D, tuple(cfg["channels"]))
+        if has_state("sketch"):  # a decoder checkpoint that has its own sketcher overrides this on resume
+            model.sketcher.load_state_dict(load_state("sketch")["model"])
         fn = lambda s: step_decoder(model, s, cfg, clip)  # noqa: E731
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
     step, elapsed = 0, 0.0
     ema_decay = cfg.get("emaDecay")
     saved_ema = {}
-    if args.resume and (os.path.exists(os.path.join(CKPT, args.stage + ".pt")) or os.path.exists(os.path.join(SNAP, args.stage + ".pt"))):
+    if args.resume and has_state(args.stage):
         ck = load_state(args.stage)
         missing, _ = model.load_state_dict(ck["model"], strict=False)
         if missing:
-            print("new parameters (initialised fresh):", missing, flush=True)
+            print("new parameters (fresh Adam state):", missing, flush=True)
         if "opt" in ck:
             # the trained parameters keep their Adam state, in the saved groups (a network that grew before has one
             # group per growth; new parameters are registered last); parameters new to this run get a group of their own
