@@ -19,8 +19,8 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import world  # noqa: E402
-from nets import CLIP_MEAN, CLIP_STD, Decoder, Prior  # noqa: E402
-from train import CFG, D, H, L, has_state, load_clip, load_state  # noqa: E402
+from nets import CLIP_MEAN, CLIP_STD, Prior  # noqa: E402
+from train import CFG, D, H, L, has_state, load_clip, load_decoder, load_state  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "shapes-v1")
 OPSET = 17
@@ -95,14 +95,7 @@ def eval_set():
         retrieval.append({"png": png_b64(img), "prompt": world.caption(a, rng, full=True)[0]})
     out["retrieval"] = retrieval
     # silhouettes for the checker: each shape rendered at several sizes, cropped to its bounding box
-    templates = {}
-    for s in world.SHAPES:
-        masks = []
-        for r in [8.0, 11.0, 15.0]:
-            m = world.shape_mask(s, 32.0, 32.0, r)
-            masks.append([[int(v) for v in row] for row in m.astype(np.uint8)])
-        templates[s] = masks
-    out["templates"] = templates
+    out["templates"] = {s: [m.astype(int).tolist() for m in masks] for s, masks in world.templates().items()}
     with open(os.path.join(HERE, "eval_set.json"), "w") as f:
         json.dump(out, f)
 
@@ -157,10 +150,7 @@ def main():
                                            "variance": "fixed_small_log", "clipSample": 10.0},
                              "defaultSteps": args.prior_steps, "defaultGuidance": args.prior_guidance, "defaultSampler": "ddpm"}
     if has_state("decoder"):
-        dec = Decoder(D, tuple(CFG["decoder"]["channels"]))
-        ck = load_state("decoder")
-        dec.load_state_dict(ck.get("ema", ck["model"]))  # the EMA weights when training kept them
-        export(dec, (torch.zeros(n, 7, 64, 64), torch.zeros(n, dtype=torch.int64), torch.zeros(n, D)),
+        export(load_decoder(), (torch.zeros(n, 7, 64, 64), torch.zeros(n, dtype=torch.int64), torch.zeros(n, D)),
                os.path.join(args.out, "decoder.onnx"), ["sample", "timestep", "image_embeds"], ["out_sample"])
         files.append("decoder.onnx")
         manifest["decoder"] = {"model": "decoder.onnx", "inChannels": 7, "outChannels": 3, "size": 64, "embedDim": D,

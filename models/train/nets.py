@@ -144,6 +144,8 @@ class Sketcher(nn.Module):
                                      ResBlock(channels[1], channels[2], cond)])
         # the coordinates enter each level through a 1x1 convolution (the same as concatenating them to its input)
         self.where = nn.ModuleList([nn.Conv2d(2, ch, 1) for ch in (channels[0], channels[0], channels[1])])
+        for size in (8, 16, 32):
+            self.register_buffer(f"coords{size}", coords(1, size), persistent=False)
         self.out = nn.Sequential(nn.GroupNorm(8, channels[2]), nn.SiLU(), nn.Conv2d(channels[2], 12, 3, padding=1))
 
     def forward(self, image_embeds):
@@ -154,7 +156,7 @@ class Sketcher(nn.Module):
         for i, (block, where) in enumerate(zip(self.blocks, self.where)):
             if i:
                 h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-            h = block(h + where(coords(n, h.shape[-1])), c)
+            h = block(h + where(getattr(self, f"coords{h.shape[-1]}")), c)
         return self.out(h)
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 import train
 import world
-from nets import Decoder, Sketcher
+from nets import Sketcher
 
 GRID, FAR = 24, 60
 PAL = np.array([world.PALETTE[c] for c in world.COLOURS], dtype=np.float32)
@@ -30,7 +30,7 @@ def crop_to_grid(mask):
     return mask[np.ix_(gy, gx)]
 
 
-TEMPLATES = [(s, crop_to_grid(world.shape_mask(s, 32.0, 32.0, r))) for s in world.SHAPES for r in (8.0, 11.0, 15.0)]
+TEMPLATES = [(s, crop_to_grid(m)) for s, masks in world.templates().items() for m in masks]
 
 
 def nearest(pixels):
@@ -57,10 +57,7 @@ def main():
         sketcher = Sketcher(train.D)
         sketcher.load_state_dict(train.load_state("sketch")["model"])
     else:
-        dec = Decoder(train.D, tuple(train.CFG["decoder"]["channels"]))
-        ck = train.load_state("decoder")
-        dec.load_state_dict(ck.get("ema", ck["model"]))
-        sketcher = dec.sketcher
+        sketcher = train.load_decoder().sketcher
     sketcher.eval()
     for split, held in [("seen", False), ("held-out", True)]:
         rng = np.random.default_rng(777)

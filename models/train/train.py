@@ -50,6 +50,11 @@ def clip_pixels(imgs_u8):
     return (x - MEAN) / STD
 
 
+def unit_pixels(imgs_u8):
+    """uint8 [n,S,S,3] -> float [n,3,S,S] in [-1, 1], the decoder's image space."""
+    return torch.from_numpy(imgs_u8).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 def make_clip():
     return Clip(len(world.VOCAB), L, H, D, CFG["clip"]["layers"], CFG["clip"]["heads"], len(world.COLOURS),
                 len(world.SHAPES))
@@ -76,6 +81,14 @@ def load_clip():
     for p in clip.parameters():
         p.requires_grad_(False)
     return clip
+
+
+def load_decoder():
+    """The decoder with its EMA weights when training kept them (what is exported), else its raw weights."""
+    dec = Decoder(D, tuple(CFG["decoder"]["channels"]))
+    ck = load_state("decoder")
+    dec.load_state_dict(ck.get("ema", ck["model"]))
+    return dec
 
 
 def cast(state, dtype):
@@ -176,12 +189,18 @@ def object_mask(x0, attrs):
     return ((x0 - bg[:, :, None, None]).abs().amax(dim=1, keepdim=True) > 1e-3).float()
 
 
-def weighted_mse(pred, x0, obj, object_weight, keep=None):
-    """MSE with object pixels weighted 1 + object_weight (objects cover 4-20 % of the pixels: unweighted, shape and
-    position drown in background); keep [n] selects samples (None: all)."""
-    weight = torch.as_tensor(1 + object_weight * obj) * (1 if keep is None else keep[:, None, None, None])
-    weight = torch.broadcast_to(weight, pred.shape)
+def weighted_mse(pred, x0, obj=None, object_weight=0.0, keep=None):
+    """MSE with object pixels (obj [n,1,S,S]) weighted 1 + object_weight (objects cover 4-20 % of the pixels:
+    unweighted, shape and position drown in background); keep [n] selects samples (None: all)."""
+    weight = torch.ones_like(pred) if obj is None else (1 + object_weight * obj).expand_as(pred)
+    if keep is not None:
+        weight = weight * keep[:, None, None, None]
     return (weight * (pred - x0) ** 2).sum() / weight.sum().clamp(min=1)
+
+
+def object_mse(pred, x0, obj):
+    """The plain MSE over object pixels only (logged: the part of the error that shape lives in)."""
+    return (((pred - x0) ** 2 * obj).sum() / (3 * obj.sum()).clamp(min=1)).item()
 
 
 def step_sketch(model, step, cfg, clip):
@@ -189,12 +208,11 @@ def step_sketch(model, step, cfg, clip):
     imgs, _, attrs = world.batch(rng, cfg["batch"])
     with torch.no_grad():
         emb = clip.image(clip_pixels(imgs))
-    x0 = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x0 = unit_pixels(imgs)
     obj = object_mask(x0, attrs)
     drawn = F.pixel_shuffle(model(emb), 2)
     loss = weighted_mse(drawn, x0, obj, cfg["objectWeight"])
-    err = (drawn - x0) ** 2
-    return loss, {"mse": err.mean().item(), "objMse": ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item()}
+    return loss, {"mse": F.mse_loss(drawn, x0).item(), "objMse": object_mse(drawn, x0, obj)}
 
 
 def step_decoder(model, step, cfg, clip):
@@ -205,7 +223,7 @@ def step_decoder(model, step, cfg, clip):
         emb = clip.image(clip_pixels(imgs))
     drop = torch.from_numpy(rng.random(n) < cfg["embDropout"])
     emb = torch.where(drop[:, None], torch.zeros_like(emb), emb)
-    x0 = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x0 = unit_pixels(imgs)
     # half the batch inpaints: the masked image (repaint region zeroed) and the keep-mask; the rest sees zeros there
     inpaint = rng.random(n) < cfg["inpaintFraction"]
     keep = torch.from_numpy(random_keep_mask(rng, n)) * torch.from_numpy(inpaint.astype(np.float32))[:, None, None]
@@ -218,14 +236,13 @@ def step_decoder(model, step, cfg, clip):
     xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
     pred, sketch, drawn = model(torch.cat([xt, masked, keep], dim=1), t, emb, return_sketch=True)
     obj = object_mask(x0, attrs)
-    err = (pred - x0) ** 2
     loss = weighted_mse(pred, x0, obj, cfg["objectWeight"])
     # the sketch head and the sketcher learn the image from the embedding alone (not where it was dropped)
     kept = (~drop).float()
-    sketch_err = weighted_mse(sketch, F.avg_pool2d(x0, 4), 0, 0, kept)
+    sketch_err = weighted_mse(sketch, F.avg_pool2d(x0, 4), keep=kept)
     drawn_err = weighted_mse(drawn, x0, obj, cfg["objectWeight"], kept)
     loss = loss + cfg["sketchWeight"] * sketch_err + cfg["sketcherWeight"] * drawn_err
-    return loss, {"mse": err.mean().item(), "objMse": ((err * obj).sum() / (3 * obj.sum()).clamp(min=1)).item(),
+    return loss, {"mse": F.mse_loss(pred, x0).item(), "objMse": object_mse(pred, x0, obj),
                   "sketchMse": sketch_err.item(), "drawnMse": drawn_err.item()}
 
 

@@ -111,6 +111,15 @@ def shape_mask(shape, cx, cy, r):
     raise ValueError(shape)
 
 
+TEMPLATE_RADII = (8.0, 11.0, 15.0)
+
+
+def templates():
+    """Per shape, its silhouettes (bool [S,S], centred) at the checker's radii: what the benchmark's checker and
+    probe_sketch.py compare a drawn object against."""
+    return {s: [shape_mask(s, S / 2, S / 2, r) for r in TEMPLATE_RADII] for s in SHAPES}
+
+
 def sample_attrs(rng, allow_held_out=False, held_out_only=False):
     while True:
         shape = SHAPES[rng.integers(len(SHAPES))]
