@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""How much of each prompt the prior's embedding carries: it samples the prior for the benchmark's prompts
+(eval_set.json, seen and held-out) the way the TypeScript side does (DDPM, respaced steps, guidance on x0, clamp), and
+reads the samples with CLIP's attribute heads. The same heads on the image embeddings of scenes drawn from the same
+attributes give the ceiling: a gap between the two is the prior's, not CLIP's.
+
+  /usr/bin/python3 models/train/probe_prior.py [--steps N] [--guidance G]
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+import torch
+
+import train
+import world
+from nets import Prior
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def respaced(n, T=train.T):
+    return [int(v) for v in np.round(np.linspace(0, T - 1, n))[::-1]]
+
+
+def sample_prior(clip, prior, ids, steps, guidance, gen, clip_sample=10.0):
+    """[n,D] normalised embeddings for token ids [n,L] (row layout as text-to-embedding.ts: [uncond; cond])."""
+    n = len(ids)
+    with torch.no_grad():
+        all_ids = torch.cat([torch.zeros(1, ids.shape[1], dtype=ids.dtype), ids])
+        txt, hidden = clip.text(all_ids)
+        proj = torch.cat([txt[:1].expand(n, -1), txt[1:]])
+        ctx = torch.cat([hidden[:1].expand(n, -1, -1), hidden[1:]])
+        mask = torch.cat([(all_ids[:1] != 0).expand(n, -1), ids != 0])
+        x = torch.randn(n, train.D, generator=gen)
+        ts = respaced(steps)
+        for k, t in enumerate(ts):
+            out = prior(torch.cat([x, x]), torch.full((2 * n,), t), proj, ctx, mask)
+            x0 = (out[:n] + guidance * (out[n:] - out[:n])).clamp(-clip_sample, clip_sample)
+            a_t = train.ABAR[t]
+            a_s = train.ABAR[ts[k + 1]] if k + 1 < len(ts) else torch.tensor(1.0)
+            beta = 1 - a_t / a_s
+            x = a_s.sqrt() * beta / (1 - a_t) * x0 + (1 - beta).sqrt() * (1 - a_s) / (1 - a_t) * x
+            if k + 1 < len(ts):
+                x = x + (beta * (1 - a_s) / (1 - a_t)).clamp(min=1e-20).sqrt() * torch.randn(x.shape, generator=gen)
+    return x
+
+
+def read(clip, emb, attrs):
+    """attribute-head accuracy (%) of embeddings [n,D] against attrs."""
+    out = clip.aux(emb)
+    nc, ns = len(world.COLOURS), len(world.SHAPES)
+    c, bg, sh, sz, xy = train.aux_targets(attrs)
+    acc = lambda o, y: round(100 * (o.argmax(1) == y).float().mean().item(), 1)  # noqa: E731
+    return {"colour": acc(out[:, :nc], c), "bg": acc(out[:, nc:2 * nc], bg), "shape": acc(out[:, 2 * nc:2 * nc + ns], sh),
+            "size": acc(out[:, 2 * nc + ns:2 * nc + ns + 2], sz), "xy err px": round(((out[:, -2:] - xy).abs().mean() * 32).item(), 1)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ex = world.CONFIG["export"]
+    ap.add_argument("--steps", type=int, default=ex["priorSteps"])
+    ap.add_argument("--guidance", type=float, default=ex["priorGuidance"])
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    clip = train.load_clip()
+    ck = train.load_state("prior")
+    prior = Prior(train.D, train.H, world.CONFIG["prior"]["width"], world.CONFIG["prior"]["blocks"])
+    prior.load_state_dict(ck["model"])
+    prior.eval()
+    mean, std = ck["mean"], ck["std"]
+    prompts = json.load(open(os.path.join(HERE, "eval_set.json")))["prompts"]
+    rng = np.random.default_rng(3)
+    for split in ("seen", "held-out"):
+        items = [p for p in prompts if p["split"] == split]
+        ids = torch.from_numpy(world.tokenize([p["prompt"] for p in items]))
+        emb = sample_prior(clip, prior, ids, args.steps, args.guidance, torch.Generator().manual_seed(11)) * std + mean
+        scenes = [dict(p) for p in items]  # render() adds the drawn centre, which the position head is read against
+        with torch.no_grad():
+            truth = clip.image(train.clip_pixels(np.stack([world.render(a, rng) for a in scenes])))
+            print(f"{split:8} prior  {read(clip, emb, scenes)}")
+            print(f"{split:8} images {read(clip, truth, scenes)}  cos(prior, image) "
+                  f"{torch.nn.functional.cosine_similarity(emb, truth).mean().item():.3f}")
+
+
+if __name__ == "__main__":
+    main()
