@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """How much of each prompt the prior's embedding carries: it samples the prior for the benchmark's prompts
 (eval_set.json, seen and held-out) the way the TypeScript side does (DDPM, respaced steps, guidance on x0, clamp), and
-reads the samples with CLIP's attribute heads. The same heads on the image embeddings of scenes drawn from the same
-attributes give the ceiling: a gap between the two is the prior's, not CLIP's.
+reads the samples with CLIP's attribute heads and with the decoder's sketcher (its drawing read by probe_sketch's copy of
+the benchmark checker). The same readings of the image embeddings of scenes drawn from the same attributes give the
+ceiling: a gap between the two is the prior's, not CLIP's.
 
   /usr/bin/python3 models/train/probe_prior.py [--steps N] [--guidance G]
 """
@@ -12,10 +13,12 @@ import os
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import train
 import world
 from nets import Prior
+from probe_sketch import check
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -57,6 +60,12 @@ def read(clip, emb, attrs):
             "size": acc(out[:, 2 * nc + ns:2 * nc + ns + 2], sz), "xy err px": round(((out[:, -2:] - xy).abs().mean() * 32).item(), 1)}
 
 
+def sketched_shape(sketcher, emb, attrs):
+    """% of embeddings from which the sketcher draws a silhouette the checker reads as the asked shape."""
+    drawn = ((F.pixel_shuffle(sketcher(emb), 2).clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return round(100 * np.mean([check(img)[2] == a["shape"] for img, a in zip(drawn, attrs)]), 1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ex = world.CONFIG["export"]
@@ -70,6 +79,7 @@ def main():
     prior.load_state_dict(ck["model"])
     prior.eval()
     mean, std = ck["mean"], ck["std"]
+    sketcher = train.load_decoder().sketcher.eval()
     prompts = json.load(open(os.path.join(HERE, "eval_set.json")))["prompts"]
     rng = np.random.default_rng(3)
     for split in ("seen", "held-out"):
@@ -79,8 +89,9 @@ def main():
         scenes = [dict(p) for p in items]  # render() adds the drawn centre, which the position head is read against
         with torch.no_grad():
             truth = clip.image(train.clip_pixels(np.stack([world.render(a, rng) for a in scenes])))
-            print(f"{split:8} prior  {read(clip, emb, scenes)}")
-            print(f"{split:8} images {read(clip, truth, scenes)}  cos(prior, image) "
+            print(f"{split:8} prior  {read(clip, emb, scenes)}  sketcher shape {sketched_shape(sketcher, emb, scenes)}")
+            print(f"{split:8} images {read(clip, truth, scenes)}  sketcher shape {sketched_shape(sketcher, truth, scenes)}"
+                  f"  cos(prior, image) "
                   f"{torch.nn.functional.cosine_similarity(emb, truth).mean().item():.3f}")
 
 
