@@ -19,8 +19,8 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import world  # noqa: E402
-from nets import CLIP_MEAN, CLIP_STD, Prior  # noqa: E402
-from train import CFG, D, H, L, has_state, load_clip, load_decoder, load_state  # noqa: E402
+from nets import CLIP_MEAN, CLIP_STD  # noqa: E402
+from train import CFG, D, H, L, PRIOR_CLIP_SAMPLE, has_state, load_clip, load_decoder, load_prior  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "shapes-v1")
 OPSET = 17
@@ -134,20 +134,18 @@ def main():
                  "imageSize": 64, "imageMean": CLIP_MEAN, "imageStd": CLIP_STD},
     }
     if has_state("prior"):
-        ck = load_state("prior")
-        prior = Prior(D, H, CFG["prior"]["width"], CFG["prior"]["blocks"])
-        prior.load_state_dict(ck["model"])
+        prior, mean, std = load_prior()
         export(prior, (torch.zeros(n, D), torch.zeros(n, dtype=torch.int64), torch.zeros(n, D), torch.zeros(n, L, H),
                        torch.ones(n, L, dtype=torch.bool)), os.path.join(args.out, "prior.onnx"),
                ["hidden_states", "timestep", "proj_embedding", "encoder_hidden_states", "attention_mask"],
                ["predicted_image_embedding"])
         with open(os.path.join(args.out, "embedding_stats.json"), "w") as f:
-            json.dump({"mean": [round(float(x), 7) for x in ck["mean"]], "std": [round(float(x), 7) for x in ck["std"]]}, f)
+            json.dump({"mean": [round(float(x), 7) for x in mean], "std": [round(float(x), 7) for x in std]}, f)
             f.write("\n")
         files += ["prior.onnx", "embedding_stats.json"]
         manifest["prior"] = {"model": "prior.onnx", "embeddingStats": "embedding_stats.json",
                              "scheduler": {"schedule": "squaredcos_cap_v2", "trainTimesteps": 1000, "prediction": "sample",
-                                           "variance": "fixed_small_log", "clipSample": 10.0},
+                                           "variance": "fixed_small_log", "clipSample": PRIOR_CLIP_SAMPLE},
                              "defaultSteps": args.prior_steps, "defaultGuidance": args.prior_guidance, "defaultSampler": "ddpm"}
     if has_state("decoder"):
         export(load_decoder(), (torch.zeros(n, 7, 64, 64), torch.zeros(n, dtype=torch.int64), torch.zeros(n, D)),

@@ -9,19 +9,18 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import world  # noqa: E402
-from train import aux_targets, clip_pixels, load_clip  # noqa: E402
+from train import aux_heads, aux_targets, clip_pixels, load_clip  # noqa: E402
 
 clip = load_clip()
 rng = np.random.default_rng(5)
 imgs, caps, attrs = world.batch(rng, 512)
 with torch.no_grad():
     e = clip.image(clip_pixels(imgs))
-    out = clip.aux(e)
-nc, ns = len(world.COLOURS), len(world.SHAPES)
+    o_c, o_bg, o_sh, o_sz, o_xy = aux_heads(clip.aux(e))
 c, bg, sh, sz, xy = aux_targets(attrs)
 acc = lambda o, y: (o.argmax(1) == y).float().mean().item()  # noqa: E731
-print("colour", acc(out[:, :nc], c), "bg", acc(out[:, nc:2 * nc], bg), "shape", acc(out[:, 2 * nc:2 * nc + ns], sh),
-      "size", acc(out[:, 2 * nc + ns:2 * nc + ns + 2], sz), "xy err px", ((out[:, -2:] - xy).abs().mean() * 32).item())
+print("colour", acc(o_c, c), "bg", acc(o_bg, bg), "shape", acc(o_sh, sh),
+      "size", acc(o_sz, sz), "xy err px", ((o_xy - xy).abs().mean() * 32).item())
 full = []
 for i in range(100):
     a = world.sample_attrs(rng)

@@ -17,8 +17,7 @@ import torch.nn.functional as F
 
 import train
 import world
-from nets import Prior
-from probe_sketch import check
+from probe_sketch import check, draw
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -27,7 +26,7 @@ def respaced(n, T=train.T):
     return [int(v) for v in np.round(np.linspace(0, T - 1, n))[::-1]]
 
 
-def sample_prior(clip, prior, ids, steps, guidance, gen, clip_sample=10.0):
+def sample_prior(clip, prior, ids, steps, guidance, gen, clip_sample=train.PRIOR_CLIP_SAMPLE):
     """[n,D] normalised embeddings for token ids [n,L] (row layout as text-to-embedding.ts: [uncond; cond])."""
     n = len(ids)
     with torch.no_grad():
@@ -52,18 +51,16 @@ def sample_prior(clip, prior, ids, steps, guidance, gen, clip_sample=10.0):
 
 def read(clip, emb, attrs):
     """attribute-head accuracy (%) of embeddings [n,D] against attrs."""
-    out = clip.aux(emb)
-    nc, ns = len(world.COLOURS), len(world.SHAPES)
+    o_c, o_bg, o_sh, o_sz, o_xy = train.aux_heads(clip.aux(emb))
     c, bg, sh, sz, xy = train.aux_targets(attrs)
     acc = lambda o, y: round(100 * (o.argmax(1) == y).float().mean().item(), 1)  # noqa: E731
-    return {"colour": acc(out[:, :nc], c), "bg": acc(out[:, nc:2 * nc], bg), "shape": acc(out[:, 2 * nc:2 * nc + ns], sh),
-            "size": acc(out[:, 2 * nc + ns:2 * nc + ns + 2], sz), "xy err px": round(((out[:, -2:] - xy).abs().mean() * 32).item(), 1)}
+    return {"colour": acc(o_c, c), "bg": acc(o_bg, bg), "shape": acc(o_sh, sh), "size": acc(o_sz, sz),
+            "xy err px": round(((o_xy - xy).abs().mean() * 32).item(), 1)}
 
 
 def sketched_shape(sketcher, emb, attrs):
     """% of embeddings from which the sketcher draws a silhouette the checker reads as the asked shape."""
-    drawn = ((F.pixel_shuffle(sketcher(emb), 2).clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    return round(100 * np.mean([check(img)[2] == a["shape"] for img, a in zip(drawn, attrs)]), 1)
+    return round(100 * np.mean([check(img)[2] == a["shape"] for img, a in zip(draw(sketcher, emb), attrs)]), 1)
 
 
 def main():
@@ -74,11 +71,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     clip = train.load_clip()
-    ck = train.load_state("prior")
-    prior = Prior(train.D, train.H, world.CONFIG["prior"]["width"], world.CONFIG["prior"]["blocks"])
-    prior.load_state_dict(ck["model"])
-    prior.eval()
-    mean, std = ck["mean"], ck["std"]
+    prior, mean, std = train.load_prior()
     sketcher = train.load_decoder().sketcher.eval()
     prompts = json.load(open(os.path.join(HERE, "eval_set.json")))["prompts"]
     rng = np.random.default_rng(3)
@@ -92,7 +85,7 @@ def main():
             print(f"{split:8} prior  {read(clip, emb, scenes)}  sketcher shape {sketched_shape(sketcher, emb, scenes)}")
             print(f"{split:8} images {read(clip, truth, scenes)}  sketcher shape {sketched_shape(sketcher, truth, scenes)}"
                   f"  cos(prior, image) "
-                  f"{torch.nn.functional.cosine_similarity(emb, truth).mean().item():.3f}")
+                  f"{F.cosine_similarity(emb, truth).mean().item():.3f}")
 
 
 if __name__ == "__main__":

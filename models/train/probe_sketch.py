@@ -50,6 +50,13 @@ def check(img):
     return world.COLOURS[bg], world.COLOURS[colour], TEMPLATES[int(np.argmax(ious))][0]
 
 
+def draw(sketcher, emb):
+    """The sketcher's 64 px drawings of embeddings [n,D] as uint8 [n,64,64,3], the checker's input."""
+    with torch.no_grad():
+        drawn = F.pixel_shuffle(sketcher(emb), 2)
+    return ((drawn.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "sketch"
     clip = train.load_clip()
@@ -63,8 +70,7 @@ def main():
         rng = np.random.default_rng(777)
         imgs, _, attrs = world.batch(rng, 100, held_out=held)
         with torch.no_grad():
-            drawn = F.pixel_shuffle(sketcher(clip.image(train.clip_pixels(imgs))), 2)
-        out = ((drawn.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+            out = draw(sketcher, clip.image(train.clip_pixels(imgs)))
         hits = {"bg": 0, "colour": 0, "shape": 0}
         by_size = {s: [0, 0] for s in world.SIZES}
         for img, a in zip(out, attrs):

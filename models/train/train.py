@@ -34,6 +34,7 @@ SNAP = os.path.join(HERE, "snapshots")
 MEAN = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
 T = 1000
+PRIOR_CLIP_SAMPLE = 10.0  # the prior's x0 clamp when sampling (manifest clipSample), in normalised units
 
 
 def alphas_cumprod():
@@ -91,6 +92,15 @@ def load_decoder():
     return dec
 
 
+def load_prior():
+    """The prior and the embedding stats it was trained with (normalised = (embedding - mean) / std)."""
+    ck = load_state("prior")
+    prior = Prior(D, H, CFG["prior"]["width"], CFG["prior"]["blocks"])
+    prior.load_state_dict(ck["model"])
+    prior.eval()
+    return prior, ck["mean"], ck["std"]
+
+
 def cast(state, dtype):
     return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
 
@@ -116,6 +126,12 @@ def aux_targets(attrs):
     return torch.tensor(c), torch.tensor(bg), torch.tensor(sh), torch.tensor(sz), torch.tensor(xy)
 
 
+def aux_heads(out):
+    """CLIP's attribute-head output [n, ...] split into colour, bg, shape, size logits and the centre (x, y)."""
+    nc, ns = len(world.COLOURS), len(world.SHAPES)
+    return out[:, :nc], out[:, nc:2 * nc], out[:, 2 * nc:2 * nc + ns], out[:, 2 * nc + ns:2 * nc + ns + 2], out[:, -2:]
+
+
 def step_clip(model, step, cfg):
     rng = np.random.default_rng(CFG["seed"] * 7 + step)
     imgs, caps, attrs = world.batch(rng, cfg["batch"])
@@ -127,11 +143,10 @@ def step_clip(model, step, cfg):
     same = torch.tensor([[a == b for b in caps] for a in caps], dtype=torch.float32)
     target = same / same.sum(1, keepdim=True)
     contrastive = 0.5 * (-(target * F.log_softmax(logits, 1)).sum(1).mean() - (target * F.log_softmax(logits.t(), 1)).sum(1).mean())
-    nc, ns = len(world.COLOURS), len(world.SHAPES)
-    out = model.aux(img)
+    o_c, o_bg, o_sh, o_sz, o_xy = aux_heads(model.aux(img))
     c, bg, sh, sz, xy = aux_targets(attrs)
-    aux = (F.cross_entropy(out[:, :nc], c) + F.cross_entropy(out[:, nc:2 * nc], bg) + cfg.get("shapeAuxWeight", 1.0) * F.cross_entropy(out[:, 2 * nc:2 * nc + ns], sh)
-           + F.cross_entropy(out[:, 2 * nc + ns:2 * nc + ns + 2], sz) + 4 * F.mse_loss(out[:, -2:], xy))
+    aux = (F.cross_entropy(o_c, c) + F.cross_entropy(o_bg, bg) + cfg.get("shapeAuxWeight", 1.0) * F.cross_entropy(o_sh, sh)
+           + F.cross_entropy(o_sz, sz) + 4 * F.mse_loss(o_xy, xy))
     acc = (logits.argmax(1) == labels).float().mean().item()
     return contrastive + cfg["auxWeight"] * aux, {"contrastive": contrastive.item(), "aux": aux.item(), "top1": acc}
 
