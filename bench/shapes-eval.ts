@@ -72,6 +72,19 @@ const rows: string[] = [];
 const grid: RgbImage[] = [];
 const BATCH = 8;
 
+// shape misses as "asked→read (size)" with counts, printed under each row (stderr): which confusions remain
+class Misses {
+  private readonly counts = new Map<string, number>();
+  add(asked: string, read: string | null, size: string) {
+    const key = `${asked}→${read ?? "none"} (${size})`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+  toString() {
+    const sorted = [...this.counts].sort((a, b) => b[1] - a[1]);
+    return `  shape misses: ${sorted.map(([k, n]) => `${k} ×${n}`).join(", ") || "none"}`;
+  }
+}
+
 // 1. text -> image
 if (!skip.has("prompts")) {
   for (const split of ["seen", "held-out"]) {
@@ -81,6 +94,7 @@ if (!skip.has("prompts")) {
     let shape = 0;
     let position = 0;
     let all = 0;
+    const misses = new Misses();
     for (let i = 0; i < prompts.length; i += BATCH) {
       const chunk = prompts.slice(i, i + BATCH);
       const embeds = await textToEmbedding.run(
@@ -98,6 +112,7 @@ if (!skip.has("prompts")) {
         bg += +ok[0];
         colour += +ok[1];
         shape += +ok[2];
+        if (!ok[2]) misses.add(p.shape, v.shape, p.size);
         position += +ok[3];
         all += +ok.every(Boolean);
         if (grid.length < 48) grid.push(img);
@@ -106,6 +121,7 @@ if (!skip.has("prompts")) {
     const n = prompts.length;
     rows.push(`| text → image, ${split} | ${n} | ${pct(bg, n)} | ${pct(colour, n)} | ${pct(shape, n)} | ${pct(position, n)} | ${pct(all, n)} |`);
     console.error(rows.at(-1));
+    console.error(misses.toString());
   }
 }
 
@@ -120,6 +136,7 @@ if (!skip.has("variations")) {
     let shape = 0;
     let position = 0;
     let sourceOk = 0;
+    const misses = new Misses();
     for (let i = 0; i < items.length; i += BATCH) {
       const chunk = items.slice(i, i + BATCH);
       const sources = await Promise.all(chunk.map((v) => png(v.png)));
@@ -134,6 +151,7 @@ if (!skip.has("variations")) {
         const v = checker.check(img);
         colour += +(v.colour === chunk[b].colour);
         shape += +(v.shape === chunk[b].shape);
+        if (v.shape !== chunk[b].shape) misses.add(chunk[b].shape, v.shape, chunk[b].size);
         position += +(v.position !== null && v.position === src.position);
         kept += +(v.colour === chunk[b].colour && v.shape === chunk[b].shape);
       });
@@ -142,6 +160,7 @@ if (!skip.has("variations")) {
       `| variations, ${split} | ${items.length} | ${pct(colour, items.length)} | ${pct(shape, items.length)} | ${pct(kept, items.length)} | ${pct(position, items.length)} | checker on sources: ${pct(sourceOk, items.length)} |`,
     );
     console.error(variationRows.at(-1));
+    console.error(misses.toString());
   }
 }
 

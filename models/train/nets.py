@@ -130,34 +130,46 @@ def coords(n, size):
 
 
 class Sketcher(nn.Module):
-    """image embedding -> a 64 px estimate of the image, regressed (so blurred where the embedding is unsure), as a
-    pixel-unshuffled [n,12,32,32] map. It gives the decoder the object's silhouette at the resolution where shape
-    shows: FiLM and the 16 px sketch carried place and colour but left small shapes to chance. Every level sees
-    coordinate channels (CoordConv): drawing a shape at a place given as a vector is what plain convolutions are bad at."""
+    """image embedding -> a 64 px drawing of the scene, as a pixel-unshuffled [n,12,32,32] map. Heads read the object's
+    shape (a softmax over learnt sprites, one per shape of the world), centre, radius and colour and the background
+    colour from the embedding; the sprites, mixed by that softmax, are placed and scaled with a sampling grid. A
+    convolutional sketcher that regressed the image from the embedding drew small objects' silhouettes right in about
+    half the cases, though a linear probe reads shape from the same embedding: reading attributes and drawing them
+    makes that probe's accuracy the sketch's, and where the embedding is unsure the mix of sprites shows it."""
 
-    def __init__(self, D, channels=(96, 64, 32), cond=256):
+    SPRITE = 32
+    EXTENT = 1.25  # a sprite spans +-1.25 radii around the centre (a star's points reach 1.08 r)
+    SHARPNESS = 8.0
+
+    def __init__(self, D, sprites, width=256, size=64):
         super().__init__()
-        self.c8 = channels[0]
-        self.cond = nn.Sequential(nn.Linear(D, cond), nn.SiLU())
-        self.fc = nn.Linear(D, self.c8 * 64)
-        self.blocks = nn.ModuleList([ResBlock(channels[0], channels[0], cond), ResBlock(channels[0], channels[1], cond),
-                                     ResBlock(channels[1], channels[2], cond)])
-        # the coordinates enter each level through a 1x1 convolution (the same as concatenating them to its input)
-        self.where = nn.ModuleList([nn.Conv2d(2, ch, 1) for ch in (channels[0], channels[0], channels[1])])
-        for size in (8, 16, 32):
-            self.register_buffer(f"coords{size}", coords(1, size), persistent=False)
-        self.out = nn.Sequential(nn.GroupNorm(8, channels[2]), nn.SiLU(), nn.Conv2d(channels[2], 12, 3, padding=1))
+        self.mlp = nn.Sequential(nn.Linear(D, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU())
+        self.sizes = (sprites, 2, 1, 3, 3)
+        self.heads = nn.Linear(width, sum(self.sizes))
+        g = (torch.arange(self.SPRITE, dtype=torch.float32) + 0.5) / self.SPRITE * 2 - 1
+        # every sprite starts as a soft disc; its logits are stored divided by SHARPNESS, so that Adam's steps (about
+        # lr each, whatever the gradient) can move a pixel from outside to inside within a few hundred steps
+        disc = (0.7 - torch.sqrt(g[None, :] ** 2 + g[:, None] ** 2)) * 4.0 / self.SHARPNESS
+        self.sprites = nn.Parameter(disc.expand(sprites, 1, -1, -1).clone())
+        p = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1  # pixel centres, grid_sample's units
+        self.register_buffer("pixels", torch.stack(torch.meshgrid(p, p, indexing="xy"), dim=-1)[None], persistent=False)
 
-    def forward(self, image_embeds):
-        e = image_embeds * 4.0
-        c = self.cond(e)
-        n = e.shape[0]
-        h = self.fc(e).reshape(n, self.c8, 8, 8)
-        for i, (block, where) in enumerate(zip(self.blocks, self.where)):
-            if i:
-                h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-            h = block(h + where(getattr(self, f"coords{h.shape[-1]}")), c)
-        return self.out(h)
+    def read(self, image_embeds):
+        """The heads: shape logits [n,sprites], centre [n,2] (x, y in [-1, 1]), radius [n,1] (in half image widths),
+        object and background colour [n,3] (in [-1, 1])."""
+        logits, centre, radius, colour, bg = self.heads(self.mlp(image_embeds * 4.0)).split(self.sizes, dim=1)
+        return {"shape": logits, "centre": torch.tanh(centre), "radius": 0.1 + 0.5 * torch.sigmoid(radius),
+                "colour": torch.tanh(colour), "background": torch.tanh(bg)}
+
+    def forward(self, image_embeds, parts=False):
+        r = self.read(image_embeds)
+        n, k = image_embeds.shape[0], self.sprites.shape[0]
+        mix = (F.softmax(r["shape"], dim=1) @ torch.sigmoid(self.SHARPNESS * self.sprites).reshape(k, -1)).reshape(n, 1, self.SPRITE, self.SPRITE)
+        grid = (self.pixels - r["centre"][:, None, None, :]) / (r["radius"][:, None, None, :] * self.EXTENT)
+        alpha = F.grid_sample(mix, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        bg = r["background"][:, :, None, None]
+        drawn = F.pixel_unshuffle(bg + alpha * (r["colour"][:, :, None, None] - bg), 2)
+        return (drawn, r) if parts else drawn
 
 
 class Decoder(nn.Module):
@@ -166,12 +178,12 @@ class Decoder(nn.Module):
     conditioning on the timestep and the image embedding. A sketch head (MLP) turns the embedding into a 16 px map
     whose first 3 channels are trained to be the 16 px image, added at the 16 px level: global FiLM alone left the
     object's place to chance, though the embedding carries it (a linear probe reads the centre within 2 px). A
-    sketcher (a small generator, trained to regress the 64 px image from the embedding) adds its output at the 32 px
-    level, for the silhouette."""
+    sketcher (the object's attributes read from the embedding, drawn with learnt sprites) adds its 64 px drawing at the
+    32 px level, for the silhouette."""
 
     SKETCH = 8  # channels of the sketch map
 
-    def __init__(self, D, channels=(48, 96, 128), size=64):
+    def __init__(self, D, sprites, channels=(48, 96, 128), size=64):
         super().__init__()
         c1, c2, c3 = channels
         cond = 256
@@ -191,7 +203,7 @@ class Decoder(nn.Module):
         self.sketch_in = nn.Conv2d(self.SKETCH, c2, 1)
         nn.init.zeros_(self.sketch_in.weight)  # added to a trained network: starts as a no-op
         nn.init.zeros_(self.sketch_in.bias)
-        self.sketcher = Sketcher(D)
+        self.sketcher = Sketcher(D, sprites, size=size)
         self.sketcher_in = nn.Conv2d(12, c1, 3, padding=1)
         nn.init.zeros_(self.sketcher_in.weight)
         nn.init.zeros_(self.sketcher_in.bias)
@@ -201,7 +213,7 @@ class Decoder(nn.Module):
         s = self.sketch_size
         sketch = self.sketch(image_embeds * 4.0).reshape(-1, self.SKETCH, s, s)
         x = F.pixel_unshuffle(sample, 2)
-        drawn = self.sketcher(image_embeds)
+        drawn, parts = self.sketcher(image_embeds, parts=True)
         x = self.inp(torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)) + self.sketcher_in(drawn)
         h1 = self.e1(x, c)
         h2 = self.e2(self.d1(h1) + self.sketch_in(sketch), c)
@@ -209,4 +221,4 @@ class Decoder(nn.Module):
         h = self.u2(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h2], dim=1), c)
         h = self.u1(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h1], dim=1), c)
         out = F.pixel_shuffle(self.out(h), 2)
-        return (out, sketch[:, :3], F.pixel_shuffle(drawn, 2)) if return_sketch else out
+        return (out, sketch[:, :3], F.pixel_shuffle(drawn, 2), parts) if return_sketch else out

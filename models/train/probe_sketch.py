@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """How well the sketcher alone draws the scene from the CLIP image embedding: it renders 200 fresh scenes (seen
-(shape, colour) pairs and held-out ones), regresses them from their embeddings, and reads the drawing with the same
+(shape, colour) pairs and held-out ones), draws them from their embeddings, and reads the drawing with the same
 rules as bench/shapes-checker.ts (border colour, object = pixels far from it, shape = best IoU of the silhouette's
-bounding box resampled to 24x24 against rendered templates).
+bounding box resampled to 24x24 against rendered templates); beside it, how often the sketcher's shape head (the
+sprite it draws most) is the scene's shape.
 
   /usr/bin/python3 models/train/probe_sketch.py [sketch|decoder]   (default: sketch, the sketch stage's weights)
 """
@@ -14,7 +15,6 @@ import torch.nn.functional as F
 
 import train
 import world
-from nets import Sketcher
 
 GRID, FAR = 24, 60
 PAL = np.array([world.PALETTE[c] for c in world.COLOURS], dtype=np.float32)
@@ -61,7 +61,7 @@ def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "sketch"
     clip = train.load_clip()
     if which == "sketch":
-        sketcher = Sketcher(train.D)
+        sketcher = train.make_sketcher()
         sketcher.load_state_dict(train.load_state("sketch")["model"])
     else:
         sketcher = train.load_decoder().sketcher
@@ -70,7 +70,9 @@ def main():
         rng = np.random.default_rng(777)
         imgs, _, attrs = world.batch(rng, 100, held_out=held)
         with torch.no_grad():
-            out = draw(sketcher, clip.image(train.clip_pixels(imgs)))
+            emb = clip.image(train.clip_pixels(imgs))
+            read = sketcher.read(emb)["shape"].argmax(dim=1).numpy()
+        out = draw(sketcher, emb)
         hits = {"bg": 0, "colour": 0, "shape": 0}
         by_size = {s: [0, 0] for s in world.SIZES}
         for img, a in zip(out, attrs):
@@ -80,8 +82,10 @@ def main():
             hits["shape"] += shape == a["shape"]
             by_size[a["size"]][0] += shape == a["shape"]
             by_size[a["size"]][1] += 1
+        heads = sum(world.SHAPES[k] == a["shape"] for k, a in zip(read, attrs))
         print(split, " ".join(f"{k} {v}%" for k, v in hits.items()),
-              " ".join(f"shape[{s}] {100 * h // max(1, n)}%" for s, (h, n) in by_size.items()))
+              " ".join(f"shape[{s}] {100 * h // max(1, n)}%" for s, (h, n) in by_size.items()),
+              f"(shape head {heads}%)")
 
 
 if __name__ == "__main__":

@@ -84,9 +84,17 @@ def load_clip():
     return clip
 
 
+def make_sketcher():
+    return Sketcher(D, len(world.SHAPES))
+
+
+def make_decoder():
+    return Decoder(D, len(world.SHAPES), tuple(CFG["decoder"]["channels"]))
+
+
 def load_decoder():
     """The decoder with its EMA weights when training kept them (what is exported), else its raw weights."""
-    dec = Decoder(D, tuple(CFG["decoder"]["channels"]))
+    dec = make_decoder()
     ck = load_state("decoder")
     dec.load_state_dict(ck.get("ema", ck["model"]))
     return dec
@@ -213,9 +221,42 @@ def weighted_mse(pred, x0, obj=None, object_weight=0.0, keep=None):
     return (weight * (pred - x0) ** 2).sum() / weight.sum().clamp(min=1)
 
 
+def per_area(obj):
+    """obj rescaled so that every sample's object carries the same total weight (the batch's mean area): a small
+    object covers a third of a large one's pixels, and its shape, the sketcher's weakest part, was outweighed."""
+    area = obj.sum(dim=(1, 2, 3), keepdim=True).clamp(min=1)
+    return obj * area.mean() / area
+
+
 def object_mse(pred, x0, obj):
     """The plain MSE over object pixels only (logged: the part of the error that shape lives in)."""
     return (((pred - x0) ** 2 * obj).sum() / (3 * obj.sum()).clamp(min=1)).item()
+
+
+def sketcher_targets(attrs):
+    """What the sketcher's heads read (Sketcher.read), from the world's attributes of each scene."""
+    half = world.S / 2
+    unit = lambda name: [v / 127.5 - 1 for v in world.PALETTE[name]]  # noqa: E731
+    return {"shape": torch.tensor([world.SHAPES.index(a["shape"]) for a in attrs]),
+            "centre": torch.tensor([[a["cx"] / half - 1, a["cy"] / half - 1] for a in attrs]),
+            "radius": torch.tensor([[a["r"] / half] for a in attrs]),
+            "colour": torch.tensor([unit(a["colour"]) for a in attrs]),
+            "background": torch.tensor([unit(a["bg"]) for a in attrs])}
+
+
+def sketcher_loss(drawn, parts, x0, obj, attrs, object_weight, aux_weight, keep=None):
+    """The drawing's pixel error (every object weighted the same, whatever its size) plus aux_weight times the heads'
+    errors against the scene's attributes (cross-entropy on shape, squared error on the rest), over the kept samples."""
+    keep = torch.ones(len(attrs)) if keep is None else keep
+    n = keep.sum().clamp(min=1)
+    t = sketcher_targets(attrs)
+    heads = F.cross_entropy(parts["shape"], t["shape"], reduction="none")
+    for k in ("centre", "radius", "colour", "background"):
+        heads = heads + ((parts[k] - t[k]) ** 2).sum(dim=1)
+    heads = (heads * keep).sum() / n
+    pixels = weighted_mse(drawn, x0, per_area(obj), object_weight, keep)
+    shape_ok = ((parts["shape"].argmax(dim=1) == t["shape"]).float() * keep).sum() / n
+    return pixels + aux_weight * heads, {"drawnMse": pixels.item(), "heads": heads.item(), "shapeRead": shape_ok.item()}
 
 
 def step_sketch(model, step, cfg, clip):
@@ -225,9 +266,10 @@ def step_sketch(model, step, cfg, clip):
         emb = clip.image(clip_pixels(imgs))
     x0 = unit_pixels(imgs)
     obj = object_mask(x0, attrs)
-    drawn = F.pixel_shuffle(model(emb), 2)
-    loss = weighted_mse(drawn, x0, obj, cfg["objectWeight"])
-    return loss, {"mse": F.mse_loss(drawn, x0).item(), "objMse": object_mse(drawn, x0, obj)}
+    drawn, parts = model(emb, parts=True)
+    drawn = F.pixel_shuffle(drawn, 2)
+    loss, info = sketcher_loss(drawn, parts, x0, obj, attrs, cfg["objectWeight"], cfg["auxWeight"])
+    return loss, {"mse": F.mse_loss(drawn, x0).item(), "objMse": object_mse(drawn, x0, obj), **info}
 
 
 def step_decoder(model, step, cfg, clip):
@@ -249,16 +291,16 @@ def step_decoder(model, step, cfg, clip):
     noise = torch.randn(x0.shape, generator=g)
     a = ABAR[t][:, None, None, None]
     xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-    pred, sketch, drawn = model(torch.cat([xt, masked, keep], dim=1), t, emb, return_sketch=True)
+    pred, sketch, drawn, parts = model(torch.cat([xt, masked, keep], dim=1), t, emb, return_sketch=True)
     obj = object_mask(x0, attrs)
     loss = weighted_mse(pred, x0, obj, cfg["objectWeight"])
     # the sketch head and the sketcher learn the image from the embedding alone (not where it was dropped)
     kept = (~drop).float()
     sketch_err = weighted_mse(sketch, F.avg_pool2d(x0, 4), keep=kept)
-    drawn_err = weighted_mse(drawn, x0, obj, cfg["objectWeight"], kept)
-    loss = loss + cfg["sketchWeight"] * sketch_err + cfg["sketcherWeight"] * drawn_err
+    drawn_loss, drawn_info = sketcher_loss(drawn, parts, x0, obj, attrs, cfg["objectWeight"], cfg["sketcherAuxWeight"], kept)
+    loss = loss + cfg["sketchWeight"] * sketch_err + cfg["sketcherWeight"] * drawn_loss
     return loss, {"mse": F.mse_loss(pred, x0).item(), "objMse": object_mse(pred, x0, obj),
-                  "sketchMse": sketch_err.item(), "drawnMse": drawn_err.item()}
+                  "sketchMse": sketch_err.item(), **drawn_info}
 
 
 def main():
@@ -267,9 +309,13 @@ def main():
     ap.add_argument("--minutes", type=float)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--anneal", action="store_true", help="cosine-decay the lr to 10%% over this invocation's budget")
+    ap.add_argument("--lr", type=float, help="peak learning rate of this invocation (default: the stage's lr in config.json)")
+    ap.add_argument("--take-sketcher", action="store_true",
+                    help="decoder, with --resume: replace its sketcher with the sketch stage's (fresh Adam state for all)")
     args = ap.parse_args()
     cfg = CFG[args.stage]
     minutes = args.minutes if args.minutes is not None else cfg["minutes"]
+    peak_lr = args.lr if args.lr is not None else cfg["lr"]
     torch.manual_seed(CFG["seed"])
     extra = {}
     if args.stage == "clip":
@@ -283,11 +329,11 @@ def main():
         fn = lambda s: step_prior(model, s, cfg, clip, mean, std)  # noqa: E731
     elif args.stage == "sketch":
         clip = load_clip()
-        model = Sketcher(D)
+        model = make_sketcher()
         fn = lambda s: step_sketch(model, s, cfg, clip)  # noqa: E731
     else:
         clip = load_clip()
-        model = Decoder(D, tuple(cfg["channels"]))
+        model = make_decoder()
         if has_state("sketch"):  # a decoder checkpoint that has its own sketcher overrides this on resume
             model.sketcher.load_state_dict(load_state("sketch")["model"])
         fn = lambda s: step_decoder(model, s, cfg, clip)  # noqa: E731
@@ -297,6 +343,12 @@ def main():
     saved_ema = {}
     if args.resume and has_state(args.stage):
         ck = load_state(args.stage)
+        if args.take_sketcher:
+            # the sketch stage's sketcher (loaded above) replaces the trained one: its weights and EMA are dropped, and
+            # so is the Adam state, which is stored by position
+            for key in ("model", "ema"):
+                ck[key] = {k: v for k, v in ck.get(key, {}).items() if not k.startswith("sketcher.")}
+            ck.pop("opt", None)
         missing, _ = model.load_state_dict(ck["model"], strict=False)
         if missing:
             print("new parameters (fresh Adam state):", missing, flush=True)
@@ -322,8 +374,9 @@ def main():
     start = time.time()
     last_ckpt = start
     avg = {}
+    first_step = step
     while time.time() - start < minutes * 60:
-        lr = cfg["lr"] * min(1.0, (step + 1) / 100)  # short warm-up, then constant (or annealed)
+        lr = peak_lr * min(1.0, (step - first_step + 1) / 100)  # short warm-up, then constant (or annealed)
         if args.anneal:
             lr *= 0.55 + 0.45 * math.cos(math.pi * min(1.0, (time.time() - start) / (minutes * 60)))
         for group in opt.param_groups:
