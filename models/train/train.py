@@ -206,9 +206,14 @@ def random_keep_mask(rng, n, S=64):
     return keep
 
 
+def unit_colours(names):
+    """Palette colours by name -> float [n,3] in the decoder's image space [-1, 1] (as unit_pixels)."""
+    return torch.from_numpy(np.array([world.PALETTE[c] for c in names], dtype=np.float32) / 127.5 - 1)
+
+
 def object_mask(x0, attrs):
     """1 where the pixel differs from the scene's background colour (x0 in [-1, 1])."""
-    bg = torch.tensor(np.array([world.PALETTE[a["bg"]] for a in attrs], dtype=np.float32) / 127.5 - 1)
+    bg = unit_colours([a["bg"] for a in attrs])
     return ((x0 - bg[:, :, None, None]).abs().amax(dim=1, keepdim=True) > 1e-3).float()
 
 
@@ -236,12 +241,11 @@ def object_mse(pred, x0, obj):
 def sketcher_targets(attrs):
     """What the sketcher's heads read (Sketcher.read), from the world's attributes of each scene."""
     half = world.S / 2
-    unit = lambda name: [v / 127.5 - 1 for v in world.PALETTE[name]]  # noqa: E731
     return {"shape": torch.tensor([world.SHAPES.index(a["shape"]) for a in attrs]),
             "centre": torch.tensor([[a["cx"] / half - 1, a["cy"] / half - 1] for a in attrs]),
             "radius": torch.tensor([[a["r"] / half] for a in attrs]),
-            "colour": torch.tensor([unit(a["colour"]) for a in attrs]),
-            "background": torch.tensor([unit(a["bg"]) for a in attrs])}
+            "colour": unit_colours([a["colour"] for a in attrs]),
+            "background": unit_colours([a["bg"] for a in attrs])}
 
 
 def sketcher_loss(drawn, parts, x0, obj, attrs, object_weight, aux_weight, keep=None):
