@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Quick CLIP diagnostics: aux-head accuracies on the image embedding and text->image top-1 over 100 fully
-captioned pairs (the number the model card reports is measured in TypeScript by bench/shapes-eval.ts)."""
+"""Quick CLIP diagnostics: aux-head accuracies on the image embedding, for seen and held-out (shape, colour) pairs,
+and text->image top-1 over 100 fully captioned pairs (the number the model card reports is measured in TypeScript by bench/shapes-eval.ts)."""
 import os
 import sys
 
@@ -13,14 +13,14 @@ from train import aux_heads, aux_targets, clip_pixels, load_clip  # noqa: E402
 
 clip = load_clip()
 rng = np.random.default_rng(5)
-imgs, caps, attrs = world.batch(rng, 512)
-with torch.no_grad():
-    e = clip.image(clip_pixels(imgs))
-    o_c, o_bg, o_sh, o_sz, o_xy = aux_heads(clip.aux(e))
-c, bg, sh, sz, xy = aux_targets(attrs)
-acc = lambda o, y: (o.argmax(1) == y).float().mean().item()  # noqa: E731
-print("colour", acc(o_c, c), "bg", acc(o_bg, bg), "shape", acc(o_sh, sh),
-      "size", acc(o_sz, sz), "xy err px", ((o_xy - xy).abs().mean() * 32).item())
+acc = lambda o, y: round(100 * (o.argmax(1) == y).float().mean().item(), 1)  # noqa: E731
+for split, held_out in (("seen", False), ("held-out", True)):
+    imgs, caps, attrs = world.batch(rng, 512, held_out=held_out)
+    with torch.no_grad():
+        o_c, o_bg, o_sh, o_sz, o_xy = aux_heads(clip.aux(clip.image(clip_pixels(imgs))))
+    c, bg, sh, sz, xy = aux_targets(attrs)
+    print(f"{split:8} heads %: colour {acc(o_c, c)} bg {acc(o_bg, bg)} shape {acc(o_sh, sh)} size {acc(o_sz, sz)}"
+          f" xy err px {((o_xy - xy).abs().mean() * 32).item():.2f}")
 full = []
 for i in range(100):
     a = world.sample_attrs(rng)

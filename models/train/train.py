@@ -58,7 +58,7 @@ def unit_pixels(imgs_u8):
 
 def make_clip():
     return Clip(len(world.VOCAB), L, H, D, CFG["clip"]["layers"], CFG["clip"]["heads"], len(world.COLOURS),
-                len(world.SHAPES))
+                len(world.SHAPES), CFG["clip"]["colourDims"])
 
 
 def load_state(stage):
@@ -85,11 +85,11 @@ def load_clip():
 
 
 def make_sketcher():
-    return Sketcher(D, len(world.SHAPES))
+    return Sketcher(D, len(world.SHAPES), CFG["clip"]["colourDims"])
 
 
 def make_decoder():
-    return Decoder(D, len(world.SHAPES), tuple(CFG["decoder"]["channels"]))
+    return Decoder(D, len(world.SHAPES), CFG["clip"]["colourDims"], tuple(CFG["decoder"]["channels"]))
 
 
 def load_decoder():
