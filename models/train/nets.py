@@ -74,7 +74,6 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, D, colour_dims, size=64):
         super().__init__()
-        self.colour_dims = colour_dims
         self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
         border = torch.ones(1, 1, size, size)
@@ -188,8 +187,8 @@ class Sketcher(nn.Module):
         self.colour_mlp = nn.Sequential(nn.Linear(colour_dims, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(),
                                         nn.Linear(width, 6))
         self.sizes = (sprites, 2, 1)
-        self.layout_mlp = nn.Sequential(nn.Linear(D - colour_dims, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(),
-                                        nn.Linear(width, sum(self.sizes)))
+        self.layout_mlp = nn.Sequential(nn.Linear(D - colour_dims, width), nn.SiLU(), nn.Linear(width, width),
+                                        nn.SiLU(), nn.Linear(width, sum(self.sizes)))
         g = (torch.arange(self.SPRITE, dtype=torch.float32) + 0.5) / self.SPRITE * 2 - 1
         # every sprite starts as a soft disc; its logits are stored divided by SHARPNESS, so that Adam's steps (about
         # lr each, whatever the gradient) can move a pixel from outside to inside within a few hundred steps

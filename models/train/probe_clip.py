@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Quick CLIP diagnostics: aux-head accuracies on the image embedding, for seen and held-out (shape, colour) pairs,
-and text->image top-1 over 100 fully captioned pairs (the number the model card reports is measured in TypeScript by bench/shapes-eval.ts)."""
+and text->image top-1 over 100 fully captioned pairs (the number the model card reports is measured in TypeScript by
+bench/shapes-eval.ts)."""
 import os
 import sys
 
