@@ -58,6 +58,16 @@ class TextEncoder(nn.Module):
         return text_embeds, hidden
 
 
+def mlp(cin, width, cout):
+    """Two hidden SiLU layers of the given width."""
+    return nn.Sequential(nn.Linear(cin, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, cout))
+
+
+def split_parts(image_embeds, colour_dims):
+    """The factored image embedding's colour part (the first colour_dims dims) and layout part (the rest)."""
+    return image_embeds[:, :colour_dims], image_embeds[:, colour_dims:]
+
+
 def coords(n, size):
     """[n,2,size,size] pixel-centre x and y in [-1, 1]."""
     ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
@@ -79,8 +89,7 @@ class ImageEncoder(nn.Module):
         border = torch.ones(1, 1, size, size)
         border[:, :, 2:-2, 2:-2] = 0
         self.register_buffer("border", border / border.sum(), persistent=False)
-        self.colour_mlp = nn.Sequential(nn.Linear(6, 256), nn.SiLU(), nn.Linear(256, 256), nn.SiLU(),
-                                        nn.Linear(256, colour_dims))
+        self.colour_mlp = mlp(6, 256, colour_dims)
         c = [32, 48, 96, 128, 128]
         self.convs = nn.ModuleList([nn.Conv2d(3, c[0], 3, padding=1)] +
                                    [nn.Conv2d(c[i], c[i + 1], 3, stride=2, padding=1) for i in range(4)])
@@ -121,8 +130,8 @@ class AttributeHeads(nn.Module):
 
     def forward(self, image_embeds):
         """[n, colour (n_colours), background (n_colours), shape (n_shapes), size (2), centre (2)]"""
-        d = self.colour_dims
-        return torch.cat([self.colour(image_embeds[:, :d]), self.layout(image_embeds[:, d:])], dim=1)
+        colour, layout = split_parts(image_embeds, self.colour_dims)
+        return torch.cat([self.colour(colour), self.layout(layout)], dim=1)
 
 
 class Clip(nn.Module):
@@ -184,11 +193,9 @@ class Sketcher(nn.Module):
         # the embedding is factored (ImageEncoder): colours are read from its colour part only, and shape, centre and
         # radius from its layout part only, so a (shape, colour) pair never seen in training is read as its parts
         self.colour_dims = colour_dims
-        self.colour_mlp = nn.Sequential(nn.Linear(colour_dims, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(),
-                                        nn.Linear(width, 6))
+        self.colour_mlp = mlp(colour_dims, width, 6)
         self.sizes = (sprites, 2, 1)
-        self.layout_mlp = nn.Sequential(nn.Linear(D - colour_dims, width), nn.SiLU(), nn.Linear(width, width),
-                                        nn.SiLU(), nn.Linear(width, sum(self.sizes)))
+        self.layout_mlp = mlp(D - colour_dims, width, sum(self.sizes))
         g = (torch.arange(self.SPRITE, dtype=torch.float32) + 0.5) / self.SPRITE * 2 - 1
         # every sprite starts as a soft disc; its logits are stored divided by SHARPNESS, so that Adam's steps (about
         # lr each, whatever the gradient) can move a pixel from outside to inside within a few hundred steps
@@ -200,8 +207,9 @@ class Sketcher(nn.Module):
     def read(self, image_embeds):
         """The heads: shape logits [n,sprites], centre [n,2] (x, y in [-1, 1]), radius [n,1] (in half image widths),
         object and background colour [n,3] (in [-1, 1])."""
-        colour, bg = self.colour_mlp(image_embeds[:, :self.colour_dims] * 4.0).split(3, dim=1)
-        logits, centre, radius = self.layout_mlp(image_embeds[:, self.colour_dims:] * 4.0).split(self.sizes, dim=1)
+        colour_part, layout_part = split_parts(image_embeds * 4.0, self.colour_dims)
+        colour, bg = self.colour_mlp(colour_part).split(3, dim=1)
+        logits, centre, radius = self.layout_mlp(layout_part).split(self.sizes, dim=1)
         return {"shape": logits, "centre": torch.tanh(centre), "radius": 0.1 + 0.5 * torch.sigmoid(radius),
                 "colour": torch.tanh(colour), "background": torch.tanh(bg)}
 

@@ -10,18 +10,14 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import world  # noqa: E402
-from train import aux_heads, aux_targets, clip_pixels, load_clip  # noqa: E402
+from train import clip_pixels, head_accuracy, load_clip  # noqa: E402
 
 clip = load_clip()
 rng = np.random.default_rng(5)
-acc = lambda o, y: round(100 * (o.argmax(1) == y).float().mean().item(), 1)  # noqa: E731
 for split, held_out in (("seen", False), ("held-out", True)):
-    imgs, caps, attrs = world.batch(rng, 512, held_out=held_out)
+    imgs, _, attrs = world.batch(rng, 512, held_out=held_out)
     with torch.no_grad():
-        o_c, o_bg, o_sh, o_sz, o_xy = aux_heads(clip.aux(clip.image(clip_pixels(imgs))))
-    c, bg, sh, sz, xy = aux_targets(attrs)
-    print(f"{split:8} heads %: colour {acc(o_c, c)} bg {acc(o_bg, bg)} shape {acc(o_sh, sh)} size {acc(o_sz, sz)}"
-          f" xy err px {((o_xy - xy).abs().mean() * 32).item():.2f}")
+        print(f"{split:8} heads %: {head_accuracy(clip, clip.image(clip_pixels(imgs)), attrs)}")
 full = []
 for i in range(100):
     a = world.sample_attrs(rng)

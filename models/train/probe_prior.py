@@ -49,15 +49,6 @@ def sample_prior(clip, prior, ids, steps, guidance, gen, clip_sample=train.PRIOR
     return x
 
 
-def read(clip, emb, attrs):
-    """attribute-head accuracy (%) of embeddings [n,D] against attrs."""
-    o_c, o_bg, o_sh, o_sz, o_xy = train.aux_heads(clip.aux(emb))
-    c, bg, sh, sz, xy = train.aux_targets(attrs)
-    acc = lambda o, y: round(100 * (o.argmax(1) == y).float().mean().item(), 1)  # noqa: E731
-    return {"colour": acc(o_c, c), "bg": acc(o_bg, bg), "shape": acc(o_sh, sh), "size": acc(o_sz, sz),
-            "xy err px": round(((o_xy - xy).abs().mean() * 32).item(), 1)}
-
-
 def sketched_shape(sketcher, emb, attrs):
     """% of embeddings from which the sketcher draws a silhouette the checker reads as the asked shape."""
     return round(100 * np.mean([check(img)[2] == a["shape"] for img, a in zip(draw(sketcher, emb), attrs)]), 1)
@@ -82,8 +73,8 @@ def main():
         scenes = [dict(p) for p in items]  # render() adds the drawn centre, which the position head is read against
         with torch.no_grad():
             truth = clip.image(train.clip_pixels(np.stack([world.render(a, rng) for a in scenes])))
-            print(f"{split:8} prior  {read(clip, emb, scenes)}  sketcher shape {sketched_shape(sketcher, emb, scenes)}")
-            print(f"{split:8} images {read(clip, truth, scenes)}  sketcher shape {sketched_shape(sketcher, truth, scenes)}"
+            print(f"{split:8} prior  {train.head_accuracy(clip, emb, scenes)}  sketcher shape {sketched_shape(sketcher, emb, scenes)}")
+            print(f"{split:8} images {train.head_accuracy(clip, truth, scenes)}  sketcher shape {sketched_shape(sketcher, truth, scenes)}"
                   f"  cos(prior, image) "
                   f"{F.cosine_similarity(emb, truth).mean().item():.3f}")
 

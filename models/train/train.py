@@ -29,6 +29,7 @@ from nets import CLIP_MEAN, CLIP_STD, Clip, Decoder, Prior, Sketcher  # noqa: E4
 torch.set_num_threads(2)
 CFG = world.CONFIG
 L, D, H = CFG["dims"]["L"], CFG["dims"]["D"], CFG["dims"]["H"]
+COLOUR_DIMS = CFG["dims"]["colour"]  # the image embedding's colour part (nets.ImageEncoder)
 CKPT = os.path.join(HERE, "checkpoints")
 SNAP = os.path.join(HERE, "snapshots")
 MEAN = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
@@ -58,7 +59,7 @@ def unit_pixels(imgs_u8):
 
 def make_clip():
     return Clip(len(world.VOCAB), L, H, D, CFG["clip"]["layers"], CFG["clip"]["heads"], len(world.COLOURS),
-                len(world.SHAPES), CFG["clip"]["colourDims"])
+                len(world.SHAPES), COLOUR_DIMS)
 
 
 def load_state(stage):
@@ -85,11 +86,11 @@ def load_clip():
 
 
 def make_sketcher():
-    return Sketcher(D, len(world.SHAPES), CFG["clip"]["colourDims"])
+    return Sketcher(D, len(world.SHAPES), COLOUR_DIMS)
 
 
 def make_decoder():
-    return Decoder(D, len(world.SHAPES), CFG["clip"]["colourDims"], tuple(CFG["decoder"]["channels"]))
+    return Decoder(D, len(world.SHAPES), COLOUR_DIMS, tuple(CFG["decoder"]["channels"]))
 
 
 def load_decoder():
@@ -138,6 +139,16 @@ def aux_heads(out):
     """CLIP's attribute-head output [n, ...] split into colour, bg, shape, size logits and the centre (x, y)."""
     nc, ns = len(world.COLOURS), len(world.SHAPES)
     return out[:, :nc], out[:, nc:2 * nc], out[:, 2 * nc:2 * nc + ns], out[:, 2 * nc + ns:2 * nc + ns + 2], out[:, -2:]
+
+
+def head_accuracy(clip, emb, attrs):
+    """How often CLIP's attribute heads read embeddings [n,D] right against the scenes' attrs (%), and their centre
+    error (px)."""
+    o_c, o_bg, o_sh, o_sz, o_xy = aux_heads(clip.aux(emb))
+    c, bg, sh, sz, xy = aux_targets(attrs)
+    acc = lambda o, y: round(100 * (o.argmax(1) == y).float().mean().item(), 1)  # noqa: E731
+    return {"colour": acc(o_c, c), "bg": acc(o_bg, bg), "shape": acc(o_sh, sh), "size": acc(o_sz, sz),
+            "xy err px": round(((o_xy - xy).abs().mean() * 32).item(), 1)}
 
 
 def step_clip(model, step, cfg):
