@@ -23,6 +23,7 @@ export const KNOWN_VARIABLES = new Set([
   "UNCLIP_BUNDLE",
   "UNCLIP_EXECUTION_PROVIDER",
   "UNCLIP_MAX_BATCH",
+  "UNCLIP_PREFETCH",
   "UNCLIP_MAX_WAIT_MS",
   "UNCLIP_ACK_WAIT_MS",
   "UNCLIP_MAX_DELIVER",
@@ -35,12 +36,19 @@ export const KNOWN_VARIABLES = new Set([
   "UNCLIP_WORKER_NAME",
   "UNCLIP_JOB_TTL_S",
   "UNCLIP_MAX_QUEUED_TASKS",
+  "UNCLIP_MAX_QUEUE_SECONDS",
 ]);
+
+/**
+ * Variables that other farm tools read from the same environment: the CLI's gateway address and the local
+ * launcher's worker counts. Services ignore them rather than refuse them, so one exported shell serves them all.
+ */
+export const OTHER_TOOLS_VARIABLES = new Set(["UNCLIP_GATEWAY", "UNCLIP_FARM_WORKERS"]);
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
 export function rejectUnknownVariables(env: Env): void {
-  const unknown = Object.keys(env).filter((k) => k.startsWith("UNCLIP_") && !KNOWN_VARIABLES.has(k));
+  const unknown = Object.keys(env).filter((k) => k.startsWith("UNCLIP_") && !KNOWN_VARIABLES.has(k) && !OTHER_TOOLS_VARIABLES.has(k));
   if (unknown.length > 0) {
     throw new ConfigError(`unknown configuration variable(s) ${unknown.join(", ")}; known: ${[...KNOWN_VARIABLES].join(", ")}`);
   }

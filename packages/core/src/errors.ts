@@ -12,12 +12,15 @@ export class FarmError extends Error {
     readonly code: status,
     message: string,
     readonly retryable = false,
-    options?: ErrorOptions & { jobId?: string },
+    options?: ErrorOptions & { jobId?: string; retryAfterMs?: number },
   ) {
     super(message, options);
     this.jobId = options?.jobId;
+    this.retryAfterMs = options?.retryAfterMs;
   }
   readonly jobId: string | undefined;
+  /** When a retry may succeed (ms from now): sent to gRPC clients as the `retry-after-ms` trailer. */
+  readonly retryAfterMs: number | undefined;
 
   static invalid(message: string): FarmError {
     return new FarmError(status.INVALID_ARGUMENT, message);

@@ -11,3 +11,6 @@ export { createRegistry, serveMetrics, WorkerMetrics } from "./metrics.js";
 export { Shutdown } from "./shutdown.js";
 export { StageWorker, type StageHandler, type StageOutput, type TaskContext, type StageWorkerOptions } from "./stage-worker.js";
 export { runWorker, loadWorkerConfig, type WorkerConfig } from "./worker-main.js";
+export { WorkerReporter, subscribeWorkerReports, REPORT_INTERVAL_MS } from "./worker-reports.js";
+export { TaskPuller, type TaskPullerOptions } from "./task-puller.js";
+export { PrefetchWindow } from "./prefetch-window.js";

@@ -3,12 +3,13 @@ import type { AddressInfo } from "node:net";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /**
- * One registry per process. prom-client's default process metrics are kept except the nodejs_active_*_total
+ * One registry per process, with `service` (and for workers `worker`, the process's unique name) on every series,
+ * so that replicas of one pool stay apart even where no pod label is added. prom-client's default process metrics are kept except the nodejs_active_*_total
  * gauges, whose `_total` suffix on a gauge fails `promtool check metrics`.
  */
-export function createRegistry(service: string): Registry {
+export function createRegistry(service: string, labels: Record<string, string> = {}): Registry {
   const registry = new Registry();
-  registry.setDefaultLabels({ service });
+  registry.setDefaultLabels({ service, ...labels });
   collectDefaultMetrics({ register: registry });
   for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
     registry.removeSingleMetric(name);

@@ -20,6 +20,8 @@ export const taskSubject = (pool: Pool): string => `farm.tasks.${pool}`;
 export const eventSubject = (jobId: string): string => `farm.events.${jobId}`;
 /** Core-NATS broadcast of a cancelled job id, so workers abort its in-flight tasks at once. */
 export const CANCEL_SUBJECT = "farm.control.cancel";
+/** Prefix of the subjects farm.stats.<pool> on which workers report batches and liveness (WorkerReport). */
+export const STATS_SUBJECT_PREFIX = "farm.stats";
 export const poolConsumer = (pool: Pool): string => `pool-${pool}`;
 
 export interface FarmConnection {

@@ -1,4 +1,4 @@
-import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { JsMsg } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/transport-node";
 import {
   create,
@@ -27,6 +27,8 @@ import type { WorkerMetrics } from "./metrics.js";
 import { CANCEL_SUBJECT, ensurePoolConsumer, taskSubject, TASK_STREAM, type FarmConnection } from "./nats.js";
 import { renderKey, type ObjectStore } from "./object-store.js";
 import { TaskBatcher } from "./task-batcher.js";
+import { TaskPuller } from "./task-puller.js";
+import { WorkerReporter } from "./worker-reports.js";
 import { watchDeadLetters } from "./dead-letters.js";
 
 /** What a stage produced for one task: an embedding for the next stage, or an image (PNG) to store. */
@@ -46,6 +48,8 @@ export interface StageHandler {
   readonly pool: Pool;
   /** name@version of the model bundle, for logs, metrics and job records. */
   readonly bundle: string;
+  /** Diffusion steps the bundle runs for a task that asks for the default, by stage (for the gateway's rate estimates). */
+  readonly defaultSteps?: Partial<Record<Stage, number>>;
   /** Tasks with equal keys can run as one model batch (same stage, steps, guidance, sampler, …). */
   batchKey(task: StageTask): string;
   /**
@@ -60,6 +64,11 @@ export interface StageHandler {
 export interface StageWorkerOptions {
   /** Most tasks run as one batch (default 4). */
   maxBatch: number;
+  /**
+   * Tasks held beyond the running batch (default: one batch). A worker holds at most maxBatch + prefetch tasks and
+   * pulls only into free room, so the rest of its pool's queue stays available to other replicas.
+   */
+  prefetch: number;
   /** How long the first task of a batch waits for more to arrive (default 20). */
   maxWaitMs: number;
   /** JetStream redelivers a task not acked (or heartbeated) within this time (default 30000). */
@@ -89,14 +98,14 @@ export class StageWorker {
   private state = State.Running;
   private readonly jobs: JobStore;
   private readonly batcher: TaskBatcher<Held>;
-  private messages: ConsumerMessages | undefined;
+  private puller: TaskPuller | undefined;
+  private reporter: WorkerReporter | undefined;
   private readonly subscriptions: Subscription[] = [];
   private readonly cancelled = new Set<string>();
   private readonly forceStop = new AbortController();
   private loop: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private inFlight: JsMsg[] = [];
-  private subscriptionLost = false;
 
   constructor(
     private readonly conn: FarmConnection,
@@ -112,7 +121,7 @@ export class StageWorker {
 
   /** True while the worker takes tasks (after start, before stop). */
   get running(): boolean {
-    return this.state === State.Running && this.messages !== undefined && !this.subscriptionLost;
+    return this.state === State.Running && this.puller?.healthy === true;
   }
 
   async start(): Promise<void> {
@@ -124,10 +133,20 @@ export class StageWorker {
       watchDeadLetters(this.conn, this.log),
     );
     const consumer = await this.conn.js.consumers.get(TASK_STREAM, consumerName);
-    // The client keeps up to maxBatch tasks delivered ahead, so the next batch can fill while one runs.
-    this.messages = await consumer.consume({ max_messages: this.opts.maxBatch, expires: 30_000 });
+    const capacity = this.opts.maxBatch + this.opts.prefetch;
+    this.puller = new TaskPuller(consumer, (msg) => this.take(msg), this.log, {
+      capacity,
+      recover: async () => void (await ensurePoolConsumer(this.conn.jsm, pool, this.opts)),
+    });
+    this.reporter = new WorkerReporter(this.conn.nc, {
+      pool,
+      worker: this.opts.workerName,
+      capacity,
+      defaultSteps: this.handler.defaultSteps ?? {},
+    });
     this.heartbeat = setInterval(() => this.beat(), Math.max(200, this.opts.ackWaitMs / 3));
-    void this.pump(this.messages);
+    this.puller.start();
+    this.reporter.start();
     this.loop = this.run();
     this.log.info({ pool, consumer: consumerName, bundle: this.handler.bundle, ...this.opts }, "worker started");
   }
@@ -136,10 +155,13 @@ export class StageWorker {
   async stop(): Promise<void> {
     if (this.state !== State.Running) return this.loop;
     this.state = State.Stopping;
-    await this.messages?.close().catch(() => undefined);
+    this.reporter?.stop();
+    // Tasks still arriving from open pull requests are released as they come (take() sees the state).
+    const pulling = this.puller?.stop();
     const released = this.batcher.drain();
     for (const msg of released) msg.nak();
     this.metrics.inFlight.dec({ pool: this.handler.pool }, released.length);
+    this.puller?.window.release(released.length);
     this.batcher.close();
     this.state = State.Draining;
     const grace = setTimeout(() => {
@@ -147,6 +169,7 @@ export class StageWorker {
       this.forceStop.abort(new FarmError(GrpcStatus.UNAVAILABLE, "worker shutting down", true));
     }, this.opts.graceMs);
     await this.loop;
+    await pulling;
     clearTimeout(grace);
     clearInterval(this.heartbeat);
     for (const sub of this.subscriptions) sub.unsubscribe();
@@ -159,40 +182,39 @@ export class StageWorker {
     this.cancelled.add(jobId);
   }
 
-  private async pump(messages: ConsumerMessages): Promise<void> {
+  /** Every delivered task comes here; one that does not go to the batcher leaves the prefetch window at once. */
+  private async take(msg: JsMsg): Promise<void> {
+    let batched = false;
     try {
-      for await (const msg of messages) {
-        if (this.state !== State.Running) msg.nak();
-        else await this.admit(msg).catch((err) => this.log.error({ err, seq: msg.seq }, "could not take a task: it will be redelivered"));
-      }
+      if (this.state !== State.Running) msg.nak();
+      else batched = await this.admit(msg);
     } catch (err) {
-      this.log.error({ err }, "the task subscription failed");
+      this.log.error({ err, seq: msg.seq }, "could not take a task: releasing it for redelivery");
+      msg.nak(this.opts.retryDelayMs);
     }
-    if (this.state === State.Running) {
-      // Without its subscription the worker takes no more tasks: report unhealthy so it gets restarted.
-      this.log.error("the task subscription ended: this worker takes no more tasks");
-      this.subscriptionLost = true;
-    }
+    if (!batched) this.puller!.window.release(1);
   }
 
-  private async admit(msg: JsMsg): Promise<void> {
+  /** Decodes and checks a task and hands it to the batcher; false when it was terminated instead. */
+  private async admit(msg: JsMsg): Promise<boolean> {
     let task: StageTask;
     try {
       task = fromBinary(StageTaskSchema, msg.data);
     } catch (err) {
       this.log.error({ err, seq: msg.seq }, "undecodable task: dropping it");
       msg.term("undecodable StageTask");
-      return;
+      return false;
     }
     const stage = task.route[0];
     if (stage === undefined || stagePool(stage) !== this.handler.pool || !task.params) {
       await failJob(this.jobs, this.conn.nc, task.jobId, `internal error: a malformed task reached the ${this.handler.pool} pool`);
       msg.term("malformed task");
-      return;
+      return false;
     }
     const key = `${stage}|${this.handler.batchKey(task)}`;
     this.metrics.inFlight.inc({ pool: this.handler.pool });
     this.batcher.push(msg, { task, stage }, key);
+    return true;
   }
 
   private async run(): Promise<void> {
@@ -206,6 +228,7 @@ export class StageWorker {
       });
       this.inFlight = [];
       this.metrics.inFlight.dec({ pool: this.handler.pool }, batch.length);
+      this.puller!.window.release(batch.length);
     }
   }
 
@@ -229,6 +252,8 @@ export class StageWorker {
     const stage = live[0]!.item.stage;
     const labels = { pool, stage: stageName(stage) };
     const started = Date.now();
+    // The diffusion steps the handler reports through progress(); 0 for stages without a diffusion loop.
+    let steps = 0;
     this.metrics.batchSize.observe(labels, live.length);
     const contexts: TaskContext[] = live.map(({ msg, item }) => {
       const { task } = item;
@@ -242,11 +267,13 @@ export class StageWorker {
         task,
         stage,
         attempt: msg.info.deliveryCount,
-        progress: (step, total) =>
+        progress: (step, total) => {
+          steps = total;
           publishEvent(this.conn.nc, task.jobId, {
             case: "step",
             value: create(StepProgressSchema, { stage, index: task.index, step, total }),
-          }),
+          });
+        },
       };
     });
     const { signal, dispose } = this.batchSignal(live.map((l) => l.item.task.jobId));
@@ -266,7 +293,9 @@ export class StageWorker {
         msg.nak(this.opts.retryDelayMs);
       });
     }
-    this.metrics.stageSeconds.observe({ ...labels, bundle: this.handler.bundle }, (Date.now() - started) / 1000);
+    const seconds = (Date.now() - started) / 1000;
+    this.metrics.stageSeconds.observe({ ...labels, bundle: this.handler.bundle }, seconds);
+    this.reporter?.batch(stage, live.length, seconds, steps);
   }
 
   /** Aborts when the worker is forced to stop, or when every job of the batch is cancelled. */

@@ -17,13 +17,15 @@ export interface WorkerConfig extends CommonConfig {
 
 export function loadWorkerConfig(env: Env, defaults: { metricsPort: number; maxBatch: number; bundle: string }): WorkerConfig {
   const common = loadCommonConfig(env, defaults.metricsPort);
+  const maxBatch = int(env, "UNCLIP_MAX_BATCH", defaults.maxBatch, 1, 256);
   return {
     ...common,
     bundle: str(env, "UNCLIP_BUNDLE", defaults.bundle),
     executionProvider: oneOf(env, "UNCLIP_EXECUTION_PROVIDER", "cpu", ["cpu", "cuda"] as const),
     forceMs: int(env, "UNCLIP_SHUTDOWN_FORCE_MS", 60_000, 1_000, 3_600_000),
     worker: {
-      maxBatch: int(env, "UNCLIP_MAX_BATCH", defaults.maxBatch, 1, 256),
+      maxBatch,
+      prefetch: int(env, "UNCLIP_PREFETCH", maxBatch, 0, 4096),
       maxWaitMs: int(env, "UNCLIP_MAX_WAIT_MS", 20, 0, 60_000),
       ackWaitMs: int(env, "UNCLIP_ACK_WAIT_MS", 30_000, 1_000, 3_600_000),
       maxDeliver: int(env, "UNCLIP_MAX_DELIVER", 5, 1, 100),
@@ -59,10 +61,10 @@ export async function runWorker(
     console.error(`${service}: ${(err as Error).message}`);
     process.exit(2);
   }
-  const log = createLogger(service, config.logLevel);
+  const log = createLogger(service, config.logLevel, { worker: config.worker.workerName });
   const shutdown = new Shutdown(log, config.forceMs).installSignalHandlers();
   try {
-    const registry = createRegistry(service);
+    const registry = createRegistry(service, { worker: config.worker.workerName });
     let worker: StageWorker | undefined;
     let conn: FarmConnection | undefined;
     // Healthy once the model is loaded and the worker pulls tasks, while NATS is connected.

@@ -26,4 +26,18 @@ describe("configuration", () => {
     expect(() => loadCommonConfig({ UNCLIP_MAX_BACH: "4" }, 1)).toThrow(/unknown configuration variable\(s\) UNCLIP_MAX_BACH/);
     expect(() => loadWorkerConfig({ UNCLIP_EXECUTION_PROVIDER: "tpu" }, { metricsPort: 1, maxBatch: 1, bundle: "" })).toThrow(/cpu, cuda/);
   });
+
+  it("holds one batch of prefetch by default, and UNCLIP_PREFETCH sets it", () => {
+    const defaults = { metricsPort: 1, maxBatch: 8, bundle: "" };
+    expect(loadWorkerConfig({}, defaults).worker.prefetch).toBe(8);
+    expect(loadWorkerConfig({ UNCLIP_MAX_BATCH: "2" }, defaults).worker.prefetch).toBe(2);
+    expect(loadWorkerConfig({ UNCLIP_PREFETCH: "0" }, defaults).worker.prefetch).toBe(0);
+    expect(() => loadWorkerConfig({ UNCLIP_PREFETCH: "-1" }, defaults)).toThrow(/UNCLIP_PREFETCH="-1" must be an integer from 0/);
+  });
+
+  it("accepts the variables of the CLI and the local launcher, which share the shell with the services", () => {
+    const env = { UNCLIP_GATEWAY: "gw:50051", UNCLIP_FARM_WORKERS: "decoder=3" };
+    expect(() => loadCommonConfig(env, 1)).not.toThrow();
+    expect(() => loadCommonConfig({ ...env, UNCLIP_GATEWAYY: "x" }, 1)).toThrow(/UNCLIP_GATEWAYY/);
+  });
 });

@@ -1,5 +1,5 @@
 import { FarmError, type StageHandler, type StageOutput, type TaskContext, type ObjectStore } from "@unclip/core";
-import { decodeFloat32, type StageTask } from "@unclip/protocol";
+import { decodeFloat32, Stage, type StageTask } from "@unclip/protocol";
 import { EmbeddingToImage, type Bundle } from "@unclip/unclip";
 import { decodeImage, decodeMask, encodePng, ImageInputError, resizeImage } from "@unclip/unclip/image";
 
@@ -16,6 +16,7 @@ export function decoderHandler(bundle: Bundle, store: ObjectStore): StageHandler
   return {
     pool: "decoder",
     bundle: bundle.id,
+    defaultSteps: { [Stage.DECODER]: decoder.defaultSteps },
     batchKey: (task) => JSON.stringify(settings(task)),
     run: (batch, signal) => decode(batch, signal),
     close: () => bundle.release(),

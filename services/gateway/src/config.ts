@@ -6,8 +6,13 @@ export interface GatewayConfig extends CommonConfig {
   readonly grpcPort: number;
   /** How long job records are kept (UNCLIP_JOB_TTL_S, default 7 days). */
   readonly jobTtlSeconds: number;
-  /** Admission refuses new jobs with RESOURCE_EXHAUSTED while a first-stage queue holds more tasks (UNCLIP_MAX_QUEUED_TASKS). */
+  /**
+   * Admission refuses a job with RESOURCE_EXHAUSTED when the tasks queued or in flight in every pool, plus the job's
+   * own (images × stages), would pass UNCLIP_MAX_QUEUED_TASKS (default 10000) ...
+   */
   readonly maxQueuedTasks: number;
+  /** ... or when its ETA would pass UNCLIP_MAX_QUEUE_SECONDS (default 3600; 0 = no limit on the ETA). */
+  readonly maxQueueSeconds: number;
   readonly forceMs: number;
 }
 
@@ -18,6 +23,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     grpcPort: int(env, "UNCLIP_GRPC_PORT", 50051, 0, 65535),
     jobTtlSeconds: int(env, "UNCLIP_JOB_TTL_S", 7 * 24 * 3600, 60, 365 * 24 * 3600),
     maxQueuedTasks: int(env, "UNCLIP_MAX_QUEUED_TASKS", 10_000, 1, 10_000_000),
+    maxQueueSeconds: int(env, "UNCLIP_MAX_QUEUE_SECONDS", 3_600, 0, 30 * 24 * 3600),
     forceMs: int(env, "UNCLIP_SHUTDOWN_FORCE_MS", 30_000, 1_000, 3_600_000),
   };
 }

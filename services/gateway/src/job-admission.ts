@@ -10,11 +10,13 @@ import {
   OutputOptionsSchema,
   StageTaskSchema,
   type Job,
+  Stage,
   type JobKind,
-  type Stage,
 } from "@unclip/protocol";
-import { FarmError, GrpcStatus, inputKey, JobStore, poolBacklog, taskSubject, type FarmConnection, type ObjectStore } from "@unclip/core";
+import { inputKey, JobStore, taskSubject, type FarmConnection, type ObjectStore } from "@unclip/core";
+import type { AdmissionGate, JobWork } from "./admission-gate.js";
 import type { CommonParams } from "./request-validation.js";
+import type { ServiceRates } from "./service-rates.js";
 
 export interface Admission {
   kind: JobKind;
@@ -27,8 +29,9 @@ export interface Admission {
 }
 
 /**
- * Admits a job: stores its inputs, writes the QUEUED record to the job bucket, and publishes one task per image
- * to the first stage's queue. Task ids are deterministic, so a retried admission cannot double the work.
+ * Admits a job: passes it through the admission gate (whole-farm backlog, weighed by work), stores its inputs,
+ * writes the QUEUED record to the job bucket, and publishes one task per image to the first stage's queue. Task ids
+ * are deterministic, so a retried admission cannot double the work.
  */
 export class JobAdmission {
   readonly jobs: JobStore;
@@ -36,7 +39,8 @@ export class JobAdmission {
   constructor(
     private readonly conn: FarmConnection,
     private readonly store: ObjectStore,
-    private readonly maxQueuedTasks: number,
+    private readonly gate: AdmissionGate,
+    private readonly rates: ServiceRates,
   ) {
     this.jobs = new JobStore(conn.jobs);
   }
@@ -45,16 +49,26 @@ export class JobAdmission {
     return randomUUID();
   }
 
-  async admit(jobId: string, a: Admission): Promise<Job> {
-    const first = a.route[0]!;
-    const backlog = await poolBacklog(this.conn.jsm, stagePool(first));
-    if (backlog.pending + a.params.numImages > this.maxQueuedTasks) {
-      throw new FarmError(
-        GrpcStatus.RESOURCE_EXHAUSTED,
-        `the ${stagePool(first)} queue holds ${backlog.pending} tasks (limit ${this.maxQueuedTasks}); retry later`,
-        true,
-      );
+  /** Admits the job; returns its QUEUED record and its ETA in seconds. */
+  async admit(jobId: string, a: Admission): Promise<{ job: Job; etaSeconds: number }> {
+    return this.gate.admit(this.work(a), async (etaSeconds) => ({ job: await this.enqueue(jobId, a), etaSeconds }));
+  }
+
+  /** The job's tasks and worker-seconds per pool: images × stages, each stage at its measured rate and steps. */
+  private work(a: Admission): JobWork {
+    const work: JobWork = new Map();
+    const { numImages, sampling } = a.params;
+    for (const stage of a.route) {
+      const steps = stage === Stage.PRIOR ? sampling.priorSteps : stage === Stage.DECODER ? sampling.decoderSteps : 0;
+      const pool = stagePool(stage);
+      const w = work.get(pool) ?? { tasks: 0, seconds: 0 };
+      work.set(pool, { tasks: w.tasks + numImages, seconds: w.seconds + numImages * this.rates.taskSeconds(stage, steps) });
     }
+    return work;
+  }
+
+  private async enqueue(jobId: string, a: Admission): Promise<Job> {
+    const first = a.route[0]!;
     const now = BigInt(Date.now());
     const params = create(JobParamsSchema, {
       kind: a.kind,

@@ -11,10 +11,14 @@ import {
   poolBacklog,
   serveMetrics,
   Shutdown,
+  subscribeWorkerReports,
   watchDeadLetters,
 } from "@unclip/core";
 import { farmFileDescriptors, grpcServiceDefinition, UnclipService, type Pool } from "@unclip/protocol";
 import { loadGatewayConfig, type GatewayConfig } from "./config.js";
+import { AdmissionGate } from "./admission-gate.js";
+import { JobAdmission } from "./job-admission.js";
+import { ServiceRates } from "./service-rates.js";
 import { unclipService } from "./unclip-service.js";
 
 const SERVICE = "gateway";
@@ -75,9 +79,36 @@ try {
     },
   });
 
+  const rates = new ServiceRates();
+  const reports = subscribeWorkerReports(conn.nc, (r) => rates.observe(r));
+  new Gauge({
+    name: "unclip_pool_workers",
+    help: "Workers of each pool heard from in the last 15 s (they report every 5 s).",
+    labelNames: ["pool"],
+    registers: [registry],
+    collect() {
+      for (const pool of POOLS) this.set({ pool }, rates.liveWorkers(pool));
+    },
+  });
+  // Admission reads every pool fresh: the gate's race-freedom rests on reads that start after a publish seeing it.
+  const gate = new AdmissionGate(
+    async () =>
+      new Map(
+        await Promise.all(
+          POOLS.map(async (pool) => {
+            const b = await poolBacklog(conn.jsm, pool);
+            return [pool, b.pending + b.inFlight] as const;
+          }),
+        ),
+      ),
+    rates,
+    config,
+  );
+  const admission = new JobAdmission(conn, store, gate, rates);
+
   const deadLetters = watchDeadLetters(conn, log);
   const server = new Server();
-  server.addService(grpcServiceDefinition(UnclipService), unclipService(conn, store, config.maxQueuedTasks, log, { requests, jobs }));
+  server.addService(grpcServiceDefinition(UnclipService), unclipService(conn, store, admission, log, { requests, jobs }));
   const health = new HealthImplementation({ "": "SERVING", [UnclipService.typeName]: "SERVING" });
   health.addToServer(server);
   // Reflection reads only fileDescriptorProtos; proto-loader's own loaders would merge the files into one.
@@ -120,6 +151,7 @@ try {
     )
     .add("metrics server", () => new Promise((resolve) => metrics.server.close(resolve)))
     .add("dead letters", () => deadLetters.unsubscribe())
+    .add("worker reports", () => reports.unsubscribe())
     .add("nats", () => conn.nc.drain());
   log.info({ grpcPort, metricsPort: metrics.port, nats: config.natsUrl, s3: config.s3.endpoint }, `${SERVICE} ready`);
 } catch (err) {

@@ -1,4 +1,5 @@
 import {
+  Metadata,
   status,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -32,7 +33,7 @@ import {
   type ObjectStore,
 } from "@unclip/core";
 import type { Counter } from "prom-client";
-import { JobAdmission, type Admission } from "./job-admission.js";
+import type { JobAdmission, Admission } from "./job-admission.js";
 import { followJob, withImageUrls } from "./job-events.js";
 import { upscaleRoute, validateCommon, validateImage, validateJobId, validatePrompt } from "./request-validation.js";
 
@@ -45,18 +46,20 @@ export interface ServiceMetrics {
 export function unclipService(
   conn: FarmConnection,
   store: ObjectStore,
-  maxQueuedTasks: number,
+  admission: JobAdmission,
   log: Logger,
   metrics: ServiceMetrics,
 ): UntypedServiceImplementation {
-  const admission = new JobAdmission(conn, store, maxQueuedTasks);
   const jobs = admission.jobs;
 
   const fail = (method: string, err: unknown) => {
     const e = toFarmError(err);
     metrics.requests.inc({ method, code: status[e.code] });
     if (e.code === status.INTERNAL || e.code === status.UNAVAILABLE) log.error({ err, method }, "request failed");
-    return { code: e.code, details: e.message };
+    const metadata = new Metadata();
+    // A standard hint that any gRPC client can read from the trailers (as in gRPC's retry-throttling design).
+    if (e.retryAfterMs !== undefined) metadata.set("retry-after-ms", String(e.retryAfterMs));
+    return { code: e.code, details: e.message, metadata };
   };
 
   /** Validates, admits and streams a job until its terminal event. */
@@ -78,13 +81,13 @@ export function unclipService(
           (event) => write(call, event),
           closed.signal,
           async () => {
-            const job = await admission.admit(jobId, a);
+            const { job, etaSeconds } = await admission.admit(jobId, a);
             metrics.jobs.inc({ kind: JobKind[a.kind]!.toLowerCase() });
-            log.info({ jobId, kind: JobKind[a.kind], images: a.params.numImages, size: a.params.size }, "job admitted");
+            log.info({ jobId, kind: JobKind[a.kind], images: a.params.numImages, size: a.params.size, etaSeconds }, "job admitted");
             return create(JobEventSchema, {
               jobId,
               atMs: BigInt(Date.now()),
-              event: { case: "queued", value: create(QueuedSchema, { job }) },
+              event: { case: "queued", value: create(QueuedSchema, { job, etaSeconds }) },
             });
           },
         );

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file farm/v1/stage.proto.
  */
 export const file_farm_v1_stage: GenFile = /*@__PURE__*/
-  fileDesc("ChNmYXJtL3YxL3N0YWdlLnByb3RvEgdmYXJtLnYxIrECCglKb2JQYXJhbXMSHgoEa2luZBgBIAEoDjIQLmZhcm0udjEuSm9iS2luZBIOCgZwcm9tcHQYAiABKAkSEgoKbnVtX2ltYWdlcxgDIAEoDRIMCgRzaXplGAQgASgNEhMKC3ByaW9yX3N0ZXBzGAUgASgNEhUKDWRlY29kZXJfc3RlcHMYBiABKA0SFgoOcHJpb3JfZ3VpZGFuY2UYByABKAISGAoQZGVjb2Rlcl9ndWlkYW5jZRgIIAEoAhIPCgdzYW1wbGVyGAkgASgJEhIKCnNvdXJjZV9rZXkYCiABKAkSEAoIbWFza19rZXkYCyABKAkSJgoGb3V0cHV0GAwgASgLMhYuZmFybS52MS5PdXRwdXRPcHRpb25zEhUKDWNyZWF0ZWRfYXRfbXMYDSABKAMiiAIKCVN0YWdlVGFzaxIOCgZqb2JfaWQYASABKAkSDQoFaW5kZXgYAiABKA0SDAoEc2VlZBgDIAEoBBIdCgVyb3V0ZRgEIAMoDjIOLmZhcm0udjEuU3RhZ2USIgoGcGFyYW1zGAUgASgLMhIuZmFybS52MS5Kb2JQYXJhbXMSKAoPaW1hZ2VfZW1iZWRkaW5nGAYgASgLMg8uZmFybS52MS5UZW5zb3ISEQoJaW1hZ2Vfa2V5GAcgASgJEhYKDmVucXVldWVkX2F0X21zGAggASgDEiUKB3RpbWluZ3MYCSADKAsyFC5mYXJtLnYxLlN0YWdlVGltaW5nEg8KB2J1bmRsZXMYCiADKAliBnByb3RvMw", [file_farm_v1_api, file_farm_v1_tensor]);
+  fileDesc("ChNmYXJtL3YxL3N0YWdlLnByb3RvEgdmYXJtLnYxIrECCglKb2JQYXJhbXMSHgoEa2luZBgBIAEoDjIQLmZhcm0udjEuSm9iS2luZBIOCgZwcm9tcHQYAiABKAkSEgoKbnVtX2ltYWdlcxgDIAEoDRIMCgRzaXplGAQgASgNEhMKC3ByaW9yX3N0ZXBzGAUgASgNEhUKDWRlY29kZXJfc3RlcHMYBiABKA0SFgoOcHJpb3JfZ3VpZGFuY2UYByABKAISGAoQZGVjb2Rlcl9ndWlkYW5jZRgIIAEoAhIPCgdzYW1wbGVyGAkgASgJEhIKCnNvdXJjZV9rZXkYCiABKAkSEAoIbWFza19rZXkYCyABKAkSJgoGb3V0cHV0GAwgASgLMhYuZmFybS52MS5PdXRwdXRPcHRpb25zEhUKDWNyZWF0ZWRfYXRfbXMYDSABKAMiiAIKCVN0YWdlVGFzaxIOCgZqb2JfaWQYASABKAkSDQoFaW5kZXgYAiABKA0SDAoEc2VlZBgDIAEoBBIdCgVyb3V0ZRgEIAMoDjIOLmZhcm0udjEuU3RhZ2USIgoGcGFyYW1zGAUgASgLMhIuZmFybS52MS5Kb2JQYXJhbXMSKAoPaW1hZ2VfZW1iZWRkaW5nGAYgASgLMg8uZmFybS52MS5UZW5zb3ISEQoJaW1hZ2Vfa2V5GAcgASgJEhYKDmVucXVldWVkX2F0X21zGAggASgDEiUKB3RpbWluZ3MYCSADKAsyFC5mYXJtLnYxLlN0YWdlVGltaW5nEg8KB2J1bmRsZXMYCiADKAki2AEKDFdvcmtlclJlcG9ydBIMCgRwb29sGAEgASgJEg4KBndvcmtlchgCIAEoCRI+Cg1kZWZhdWx0X3N0ZXBzGAMgAygLMicuZmFybS52MS5Xb3JrZXJSZXBvcnQuRGVmYXVsdFN0ZXBzRW50cnkSIwoFYmF0Y2gYBCABKAsyFC5mYXJtLnYxLkJhdGNoUmVwb3J0EhAKCGNhcGFjaXR5GAUgASgNGjMKEURlZmF1bHRTdGVwc0VudHJ5EgsKA2tleRgBIAEoBRINCgV2YWx1ZRgCIAEoDToCOAEiWwoLQmF0Y2hSZXBvcnQSHQoFc3RhZ2UYASABKA4yDi5mYXJtLnYxLlN0YWdlEg0KBXRhc2tzGAIgASgNEg8KB3NlY29uZHMYAyABKAESDQoFc3RlcHMYBCABKA1iBnByb3RvMw", [file_farm_v1_api, file_farm_v1_tensor]);
 
 /**
  * Resolved sampling parameters of a job (bundle defaults applied by the gateway).
@@ -169,4 +169,89 @@ export type StageTask = Message<"farm.v1.StageTask"> & {
  */
 export const StageTaskSchema: GenMessage<StageTask> = /*@__PURE__*/
   messageDesc(file_farm_v1_stage, 1);
+
+/**
+ * What a worker reports on farm.stats.<pool>: a report after every batch (with `batch`) and one every few seconds
+ * while it is alive. The gateway turns them into per-stage service rates and live worker counts, for admission and
+ * the ETA in Queued.
+ *
+ * @generated from message farm.v1.WorkerReport
+ */
+export type WorkerReport = Message<"farm.v1.WorkerReport"> & {
+  /**
+   * The pool's name: prior, decoder or upscale.
+   *
+   * @generated from field: string pool = 1;
+   */
+  pool: string;
+
+  /**
+   * The worker's unique name (UNCLIP_WORKER_NAME, default <hostname>-<pid>).
+   *
+   * @generated from field: string worker = 2;
+   */
+  worker: string;
+
+  /**
+   * Diffusion steps the worker's bundle runs when a job asks for the default (0), by stage.
+   *
+   * @generated from field: map<int32, uint32> default_steps = 3;
+   */
+  defaultSteps: { [key: number]: number };
+
+  /**
+   * @generated from field: farm.v1.BatchReport batch = 4;
+   */
+  batch?: BatchReport | undefined;
+
+  /**
+   * Tasks the worker may hold at once (batch plus prefetch).
+   *
+   * @generated from field: uint32 capacity = 5;
+   */
+  capacity: number;
+};
+
+/**
+ * Describes the message farm.v1.WorkerReport.
+ * Use `create(WorkerReportSchema)` to create a new message.
+ */
+export const WorkerReportSchema: GenMessage<WorkerReport> = /*@__PURE__*/
+  messageDesc(file_farm_v1_stage, 2);
+
+/**
+ * @generated from message farm.v1.BatchReport
+ */
+export type BatchReport = Message<"farm.v1.BatchReport"> & {
+  /**
+   * @generated from field: farm.v1.Stage stage = 1;
+   */
+  stage: Stage;
+
+  /**
+   * @generated from field: uint32 tasks = 2;
+   */
+  tasks: number;
+
+  /**
+   * Wall time of the batch, from its start to its outputs being handed on.
+   *
+   * @generated from field: double seconds = 3;
+   */
+  seconds: number;
+
+  /**
+   * Diffusion steps each task ran; 0 for stages without a diffusion loop.
+   *
+   * @generated from field: uint32 steps = 4;
+   */
+  steps: number;
+};
+
+/**
+ * Describes the message farm.v1.BatchReport.
+ * Use `create(BatchReportSchema)` to create a new message.
+ */
+export const BatchReportSchema: GenMessage<BatchReport> = /*@__PURE__*/
+  messageDesc(file_farm_v1_stage, 3);
 

@@ -1,0 +1,90 @@
+import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { Logger } from "./logger.js";
+import { PrefetchWindow } from "./prefetch-window.js";
+
+export interface TaskPullerOptions {
+  /** Most tasks held at once: the running batch plus the prefetch. */
+  capacity: number;
+  /** How long one pull request waits on the server for tasks (default 5000). It also bounds how long stop() waits. */
+  expiresMs?: number;
+  /** Called after consecutive pull failures, e.g. to recreate a consumer that vanished with a nats-server's store. */
+  recover?: () => Promise<void>;
+}
+
+/**
+ * Pulls a pool's tasks only into free room: each pull request asks for exactly the room the worker has, so it never
+ * holds more than its capacity and the server hands the rest of the queue to other replicas. Requests overlap (a
+ * batch that finishes early frees room for a new request while an older one is still open), so a worker with room
+ * is never without an open request while tasks wait.
+ *
+ * Every delivered task goes to `onTask`, which owns it until it calls `window.release()`.
+ */
+export class TaskPuller {
+  readonly window: PrefetchWindow;
+  private stopping = false;
+  private failures = 0;
+  private readonly open = new Set<Promise<void>>();
+  private loop: Promise<void> | undefined;
+  private readonly expiresMs: number;
+
+  constructor(
+    private readonly consumer: Consumer,
+    private readonly onTask: (msg: JsMsg) => Promise<void>,
+    private readonly log: Logger,
+    private readonly opts: TaskPullerOptions,
+  ) {
+    this.window = new PrefetchWindow(opts.capacity);
+    this.expiresMs = opts.expiresMs ?? 5_000;
+  }
+
+  /** False while pulls keep failing (three or more in a row). */
+  get healthy(): boolean {
+    return this.failures < 3;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /**
+   * Stops asking for tasks and waits for the open pull requests to end: a task the server delivers meanwhile
+   * still reaches `onTask` (which releases it at once when its worker is stopping) instead of a closed inbox, where
+   * it would sit unacknowledged until its ack wait ran out.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.window.close();
+    await this.loop;
+    await Promise.all(this.open);
+  }
+
+  private async run(): Promise<void> {
+    for (;;) {
+      await this.window.waitForRoom();
+      if (this.stopping) return;
+      const request = this.pull(this.window.reserve());
+      this.open.add(request);
+      void request.finally(() => this.open.delete(request));
+    }
+  }
+
+  private async pull(n: number): Promise<void> {
+    let received = 0;
+    try {
+      const messages: ConsumerMessages = await this.consumer.fetch({ max_messages: n, expires: this.expiresMs });
+      for await (const msg of messages) {
+        received++;
+        this.window.delivered();
+        await this.onTask(msg);
+      }
+      this.failures = 0;
+    } catch (err) {
+      this.failures++;
+      this.log.warn({ err, failures: this.failures }, "pulling tasks failed: retrying");
+      if (this.failures >= 3) await this.opts.recover?.().catch((e) => this.log.warn({ err: e }, "could not recover the consumer"));
+      await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** this.failures)));
+    } finally {
+      this.window.unfilled(n - received);
+    }
+  }
+}
