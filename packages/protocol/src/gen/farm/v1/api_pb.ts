@@ -783,7 +783,8 @@ export const StageSchema: GenEnum<Stage> = /*@__PURE__*/
 /**
  * The public API of the farm. Every error is a gRPC status with a message a person can read:
  * INVALID_ARGUMENT for bad input, NOT_FOUND for unknown job ids, FAILED_PRECONDITION for jobs that
- * already ended, UNAVAILABLE when NATS or the object store cannot be reached.
+ * already ended, UNAVAILABLE when NATS or the object store cannot be reached, RESOURCE_EXHAUSTED when the
+ * farm's backlog is over the admission limits (the `retry-after-ms` trailer then says when a retry may succeed).
  *
  * @generated from service farm.v1.UnclipService
  */
