@@ -23,7 +23,7 @@ const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 export class WorkerMetrics {
   readonly tasks: Counter<"pool" | "stage" | "outcome">;
   readonly stageSeconds: Histogram<"pool" | "stage" | "bundle">;
-  readonly queueWaitSeconds: Histogram<"pool" | "stage">;
+  readonly queueWaitSeconds: Histogram<"pool" | "stage" | "lane">;
   readonly batchSize: Histogram<"pool" | "stage">;
   readonly inFlight: Gauge<"pool">;
   readonly jobSeconds: Histogram<"kind" | "outcome">;
@@ -46,8 +46,8 @@ export class WorkerMetrics {
     });
     this.queueWaitSeconds = new Histogram({
       name: "unclip_queue_wait_seconds",
-      help: "Time a task waited in its stage's queue before a worker started it.",
-      labelNames: ["pool", "stage"],
+      help: "Time a task waited in its stage's queue before a worker started it, by lane (interactive or batch).",
+      labelNames: ["pool", "stage", "lane"],
       buckets: latencyBuckets,
       registers,
     });

@@ -10,19 +10,23 @@ import {
   type JetStreamManager,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import type { Pool } from "@unclip/protocol";
+import { Lane, type Pool } from "@unclip/protocol";
 
 /** Work-queue stream that holds every stage task; one subject per pool. */
 export const TASK_STREAM = "FARM_TASKS";
 export const JOB_BUCKET = "farm_jobs";
 
-export const taskSubject = (pool: Pool): string => `farm.tasks.${pool}`;
+/** Each pool has one subject (and durable consumer) per lane; batch items travel apart from interactive jobs. */
+export const taskSubject = (pool: Pool, lane: Lane = Lane.INTERACTIVE): string =>
+  lane === Lane.BATCH ? `farm.tasks.${pool}.batch` : `farm.tasks.${pool}`;
 export const eventSubject = (jobId: string): string => `farm.events.${jobId}`;
 /** Core-NATS broadcast of a cancelled job id, so workers abort its in-flight tasks at once. */
 export const CANCEL_SUBJECT = "farm.control.cancel";
 /** Prefix of the subjects farm.stats.<pool> on which workers report batches and liveness (WorkerReport). */
 export const STATS_SUBJECT_PREFIX = "farm.stats";
-export const poolConsumer = (pool: Pool): string => `pool-${pool}`;
+export const poolConsumer = (pool: Pool, lane: Lane = Lane.INTERACTIVE): string =>
+  lane === Lane.BATCH ? `pool-${pool}-batch` : `pool-${pool}`;
+export const LANES = [Lane.INTERACTIVE, Lane.BATCH] as const;
 
 export interface FarmConnection {
   readonly nc: NatsConnection;
@@ -71,12 +75,17 @@ async function ensureTaskStream(jsm: JetStreamManager): Promise<void> {
   }
 }
 
-/** Creates or updates the durable pull consumer that a pool's workers share. */
-export async function ensurePoolConsumer(jsm: JetStreamManager, pool: Pool, settings: ConsumerSettings): Promise<string> {
-  const name = poolConsumer(pool);
+/** Creates or updates the durable pull consumer that a pool's workers share for one lane. */
+export async function ensurePoolConsumer(
+  jsm: JetStreamManager,
+  pool: Pool,
+  settings: ConsumerSettings,
+  lane: Lane = Lane.INTERACTIVE,
+): Promise<string> {
+  const name = poolConsumer(pool, lane);
   const config = {
     durable_name: name,
-    filter_subject: taskSubject(pool),
+    filter_subject: taskSubject(pool, lane),
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: settings.ackWaitMs * 1_000_000,
@@ -108,13 +117,22 @@ function isNotFound(err: unknown): boolean {
   return /not found/i.test(String((err as Error)?.message ?? err));
 }
 
-/** Tasks waiting (not yet delivered) plus delivered but unacknowledged, per pool: the autoscaling signal. */
-export async function poolBacklog(jsm: JetStreamManager, pool: Pool): Promise<{ pending: number; inFlight: number }> {
-  try {
-    const info = await jsm.consumers.info(TASK_STREAM, poolConsumer(pool));
-    return { pending: info.num_pending, inFlight: info.num_ack_pending };
-  } catch (err) {
-    if (isNotFound(err)) return { pending: 0, inFlight: 0 };
-    throw err;
-  }
+/**
+ * Tasks waiting (not yet delivered) plus delivered but unacknowledged, of one lane of a pool, or of both lanes when
+ * `lane` is omitted: the autoscaling signal.
+ */
+export async function poolBacklog(jsm: JetStreamManager, pool: Pool, lane?: Lane): Promise<{ pending: number; inFlight: number }> {
+  const lanes = lane === undefined ? LANES : [lane];
+  const parts = await Promise.all(
+    lanes.map(async (l) => {
+      try {
+        const info = await jsm.consumers.info(TASK_STREAM, poolConsumer(pool, l));
+        return { pending: info.num_pending, inFlight: info.num_ack_pending };
+      } catch (err) {
+        if (isNotFound(err)) return { pending: 0, inFlight: 0 };
+        throw err;
+      }
+    }),
+  );
+  return parts.reduce((a, b) => ({ pending: a.pending + b.pending, inFlight: a.inFlight + b.inFlight }));
 }

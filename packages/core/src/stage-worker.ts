@@ -8,6 +8,7 @@ import {
   stagePool,
   toBinary,
   JobKind,
+  Lane,
   StageStartedSchema,
   StageTaskSchema,
   StageTimingSchema,
@@ -24,7 +25,7 @@ import { failJob, imageRef, markRunning, recordImage, stageFinishedEvent } from 
 import { isTerminal, JobStore } from "./job-store.js";
 import type { Logger } from "./logger.js";
 import type { WorkerMetrics } from "./metrics.js";
-import { CANCEL_SUBJECT, ensurePoolConsumer, taskSubject, TASK_STREAM, type FarmConnection } from "./nats.js";
+import { CANCEL_SUBJECT, ensurePoolConsumer, LANES, taskSubject, TASK_STREAM, type FarmConnection } from "./nats.js";
 import { renderKey, type ObjectStore } from "./object-store.js";
 import { TaskBatcher } from "./task-batcher.js";
 import { TaskPuller } from "./task-puller.js";
@@ -126,17 +127,21 @@ export class StageWorker {
 
   async start(): Promise<void> {
     const { pool } = this.handler;
-    const consumerName = await ensurePoolConsumer(this.conn.jsm, pool, this.opts);
+    const ensureConsumers = () => Promise.all(LANES.map((lane) => ensurePoolConsumer(this.conn.jsm, pool, this.opts, lane)));
+    const [interactiveName, batchName] = await ensureConsumers();
     this.metrics.bundleInfo.set({ pool, bundle: this.handler.bundle }, 1);
     this.subscriptions.push(
       this.conn.nc.subscribe(CANCEL_SUBJECT, { callback: (_e, m) => this.noteCancelled(m.string()) }),
       watchDeadLetters(this.conn, this.log),
     );
-    const consumer = await this.conn.js.consumers.get(TASK_STREAM, consumerName);
+    const lanes = {
+      interactive: await this.conn.js.consumers.get(TASK_STREAM, interactiveName!),
+      batch: await this.conn.js.consumers.get(TASK_STREAM, batchName!),
+    };
     const capacity = this.opts.maxBatch + this.opts.prefetch;
-    this.puller = new TaskPuller(consumer, (msg) => this.take(msg), this.log, {
+    this.puller = new TaskPuller(lanes, (msg) => this.take(msg), this.log, {
       capacity,
-      recover: async () => void (await ensurePoolConsumer(this.conn.jsm, pool, this.opts)),
+      recover: async () => void (await ensureConsumers()),
     });
     this.reporter = new WorkerReporter(this.conn.nc, {
       pool,
@@ -148,7 +153,7 @@ export class StageWorker {
     this.puller.start();
     this.reporter.start();
     this.loop = this.run();
-    this.log.info({ pool, consumer: consumerName, bundle: this.handler.bundle, ...this.opts }, "worker started");
+    this.log.info({ pool, consumers: [interactiveName, batchName], bundle: this.handler.bundle, ...this.opts }, "worker started");
   }
 
   /** RUNNING → STOPPING (no new tasks) → DRAINING (finish, or abort after graceMs and release) → STOPPED. */
@@ -257,7 +262,8 @@ export class StageWorker {
     this.metrics.batchSize.observe(labels, live.length);
     const contexts: TaskContext[] = live.map(({ msg, item }) => {
       const { task } = item;
-      this.metrics.queueWaitSeconds.observe(labels, Math.max(0, started - Number(task.enqueuedAtMs)) / 1000);
+      const lane = task.lane === Lane.BATCH ? "batch" : "interactive";
+      this.metrics.queueWaitSeconds.observe({ ...labels, lane }, Math.max(0, started - Number(task.enqueuedAtMs)) / 1000);
       publishEvent(this.conn.nc, task.jobId, {
         case: "stageStarted",
         value: create(StageStartedSchema, { stage, index: task.index, worker: this.opts.workerName, attempt: msg.info.deliveryCount }),
@@ -346,7 +352,7 @@ export class StageWorker {
     publishEvent(this.conn.nc, task.jobId, stageFinishedEvent(timing, produced));
     const following = next.route[0];
     if (following !== undefined) {
-      await this.conn.js.publish(taskSubject(stagePool(following)), toBinary(StageTaskSchema, next), {
+      await this.conn.js.publish(taskSubject(stagePool(following), task.lane), toBinary(StageTaskSchema, next), {
         msgID: `${task.jobId}.${task.index}.${stageName(following)}`,
       });
     } else if (produced) {

@@ -2,6 +2,17 @@ import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "./logger.js";
 import { PrefetchWindow } from "./prefetch-window.js";
 
+/** The pool's durable consumers, one per lane; without `batch` the puller serves the interactive lane alone. */
+export interface PullLanes {
+  interactive: Consumer;
+  batch?: Consumer;
+}
+
+/** When both lanes have tasks waiting, one pull in this many goes to the batch lane, so batch work cannot starve. */
+export const BATCH_SHARE = 4;
+/** How long a pull waits on one lane while the other may receive work: it bounds how late that work is noticed. */
+const LANE_SWITCH_MS = 1_000;
+
 export interface TaskPullerOptions {
   /** Most tasks held at once: the running batch plus the prefetch. */
   capacity: number;
@@ -17,6 +28,10 @@ export interface TaskPullerOptions {
  * batch that finishes early frees room for a new request while an older one is still open), so a worker with room
  * is never without an open request while tasks wait.
  *
+ * With two lanes, each pull request goes to one lane: the interactive lane whenever it has tasks waiting (but for
+ * one pull in BATCH_SHARE when the batch lane waits too), otherwise the batch lane. A worker with nothing to do waits
+ * on the interactive lane for at most LANE_SWITCH_MS before it looks at the batch lane again.
+ *
  * Every delivered task goes to `onTask`, which owns it until it calls `window.release()`.
  */
 export class TaskPuller {
@@ -26,9 +41,10 @@ export class TaskPuller {
   private readonly open = new Set<Promise<void>>();
   private loop: Promise<void> | undefined;
   private readonly expiresMs: number;
+  private contended = 0;
 
   constructor(
-    private readonly consumer: Consumer,
+    private readonly lanes: PullLanes,
     private readonly onTask: (msg: JsMsg) => Promise<void>,
     private readonly log: Logger,
     private readonly opts: TaskPullerOptions,
@@ -62,16 +78,34 @@ export class TaskPuller {
     for (;;) {
       await this.window.waitForRoom();
       if (this.stopping) return;
-      const request = this.pull(this.window.reserve());
+      const n = this.window.reserve();
+      const { consumer, expiresMs } = await this.chooseLane();
+      const request = this.pull(consumer, n, expiresMs);
       this.open.add(request);
       void request.finally(() => this.open.delete(request));
     }
   }
 
-  private async pull(n: number): Promise<void> {
+  private async chooseLane(): Promise<{ consumer: Consumer; expiresMs: number }> {
+    const { interactive, batch } = this.lanes;
+    if (!batch) return { consumer: interactive, expiresMs: this.expiresMs };
+    let interactiveWaiting: number;
+    let batchWaiting: number;
+    try {
+      [interactiveWaiting, batchWaiting] = await Promise.all([interactive.info(), batch.info()].map(async (p) => (await p).num_pending));
+    } catch {
+      // Cannot read the counts (a reconnect): the pull itself will report the failure.
+      return { consumer: interactive, expiresMs: LANE_SWITCH_MS };
+    }
+    if (batchWaiting === 0) return { consumer: interactive, expiresMs: LANE_SWITCH_MS };
+    if (interactiveWaiting === 0) return { consumer: batch, expiresMs: LANE_SWITCH_MS };
+    return { consumer: ++this.contended % BATCH_SHARE === 0 ? batch : interactive, expiresMs: LANE_SWITCH_MS };
+  }
+
+  private async pull(consumer: Consumer, n: number, expiresMs: number): Promise<void> {
     let received = 0;
     try {
-      const messages: ConsumerMessages = await this.consumer.fetch({ max_messages: n, expires: this.expiresMs });
+      const messages: ConsumerMessages = await consumer.fetch({ max_messages: n, expires: expiresMs });
       for await (const msg of messages) {
         received++;
         this.window.delivered();

@@ -1,11 +1,12 @@
 import path from "node:path";
 import { create, GenerateRequestSchema } from "@unclip/protocol";
 import { formatResult, RenderProgress, renderJob, UnclipClient } from "@unclip/cli";
-import { startFarmStack } from "./farm-stack.js";
+import { ConfigError } from "@unclip/core";
+import { describeProcess, startFarmStack, type FarmStack } from "./farm-stack.js";
 
 /**
- * `npm run demo -- "a prompt"`: starts the whole farm on this machine (nats-server, embedded S3, gateway and one
- * process per stage), renders the prompt through it at 64, 256 and 1024 px, writes the PNGs under ./out/, prints
+ * `npm run demo -- "a prompt"`: starts the whole farm on this machine (nats-server, embedded S3, gateway and the
+ * worker processes of each pool, UNCLIP_FARM_WORKERS), renders the prompt through it at 64, 256 and 1024 px, writes the PNGs under ./out/, prints
  * where they are and how long each stage took, and shuts everything down.
  */
 const prompt = process.argv.slice(2).join(" ").trim() || "a red circle on a blue background";
@@ -14,12 +15,20 @@ const logDir = path.join(outDir, "logs");
 
 const t0 = Date.now();
 console.log(`starting the farm (logs in ${logDir}) …`);
-const farm = await startFarmStack({ logDir });
+let farm: FarmStack;
+try {
+  farm = await startFarmStack({ logDir, log: (line) => console.log(line) });
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(`demo: ${err.message}`);
+  process.exit(2);
+}
 let failed = false;
 try {
   console.log(
     `farm up in ${((Date.now() - t0) / 1000).toFixed(1)} s: gateway ${farm.grpcAddress}, nats ${farm.nats.url}, s3 ${farm.s3.endpoint}`,
   );
+  for (const s of farm.services()) console.log(`  ${s.name.padEnd(17)} ${describeProcess(s.current)}`);
   console.log(`rendering "${prompt}" …`);
   const client = new UnclipClient(farm.grpcAddress);
   const progress = new RenderProgress();

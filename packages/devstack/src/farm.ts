@@ -1,12 +1,27 @@
 import path from "node:path";
-import { startFarmStack } from "./farm-stack.js";
+import { ConfigError } from "@unclip/core";
+import { describeProcess, startFarmStack, type FarmStack } from "./farm-stack.js";
 
-/** `npm run farm`: the demo's farm, kept running until Ctrl-C; talk to it with `npm run unclip -- render "…"`. */
+/**
+ * `npm run farm`: the demo's farm, kept running until Ctrl-C; talk to it with `npm run unclip -- render "…"`.
+ * UNCLIP_FARM_WORKERS="decoder=3,upscale=2" sets the worker processes per pool; a worker that exits is restarted.
+ */
 const logDir = path.resolve(process.env.INIT_CWD ?? process.cwd(), "out", "logs");
-const farm = await startFarmStack({ logDir, grpcPort: Number(process.env.UNCLIP_GRPC_PORT ?? 50051) });
+const time = () => new Date().toISOString().slice(11, 19);
+let farm: FarmStack;
+try {
+  farm = await startFarmStack({
+    logDir,
+    grpcPort: Number(process.env.UNCLIP_GRPC_PORT ?? 50051),
+    log: (line) => console.log(`${time()} ${line}`),
+  });
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(`farm: ${err.message}`);
+  process.exit(2);
+}
 console.log(`farm running: gateway ${farm.grpcAddress}, nats ${farm.nats.url}, s3 ${farm.s3.endpoint}; logs in ${logDir}`);
-for (const [name, proc] of farm.services)
-  console.log(`  ${name.padEnd(15)} pid ${proc.child.pid}  metrics :${String(proc.ready.metricsPort)}`);
+for (const s of farm.services()) console.log(`  ${s.name.padEnd(17)} ${describeProcess(s.current)}`);
 console.log(`try: npm run unclip -- -a ${farm.grpcAddress} render "a red circle on a blue background"   (Ctrl-C stops the farm)`);
 let stopping = false;
 const stop = async () => {

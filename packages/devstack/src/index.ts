@@ -1,4 +1,14 @@
 export { startNatsServer, findNatsServer, type NatsServerHandle } from "./nats-server.js";
 export { startS3Server, type S3ServerHandle } from "./s3-server.js";
-export { startService, repoRoot, type ServiceName, type ServiceProcess } from "./service-process.js";
-export { startFarmStack, type FarmStack, type FarmStackOptions } from "./farm-stack.js";
+export { startService, repoRoot, LAUNCHER_VARIABLES, type ServiceName, type ServiceProcess } from "./service-process.js";
+export {
+  SupervisedService,
+  restartDelayMs,
+  DEFAULT_RESTART_POLICY,
+  type RestartPolicy,
+  type SupervisedProcess,
+  type SupervisedServiceOptions,
+  type UnplannedExit,
+} from "./supervised-service.js";
+export { parseFarmWorkers, farmWorkerCounts, POOLS, MAX_WORKERS_PER_POOL } from "./farm-workers.js";
+export { startFarmStack, describeProcess, type FarmStack, type FarmStackOptions } from "./farm-stack.js";

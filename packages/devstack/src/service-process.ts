@@ -14,6 +14,12 @@ process.once("exit", () => {
 
 export type ServiceName = "gateway" | "prior-worker" | "decoder-worker" | "upscale-worker";
 
+/**
+ * Variables that the launcher and the CLI read, not the services: never passed on to a service, so that a value set
+ * for `npm run farm` does not reach the services' check of UNCLIP_* names.
+ */
+export const LAUNCHER_VARIABLES: readonly string[] = ["UNCLIP_FARM_WORKERS", "UNCLIP_GATEWAY"];
+
 export interface ServiceProcess {
   readonly name: ServiceName;
   readonly child: ChildProcess;
@@ -21,28 +27,35 @@ export interface ServiceProcess {
   readonly ready: Record<string, unknown>;
   /** Every log line so far, parsed. */
   readonly logs: Record<string, unknown>[];
+  /** Sends signal (default SIGTERM), then SIGKILL after 30 s; resolves once the process has exited. */
   stop(signal?: NodeJS.Signals): Promise<void>;
-  exited: Promise<number | null>;
+  /** Resolves with the exit code, or null when a signal ended the process (then see child.signalCode). */
+  readonly exited: Promise<number | null>;
 }
 
 /**
  * Starts one service as its own Node process (TypeScript run through tsx) and resolves once it logs that it is
- * ready. Its JSON log lines are kept, and copied to logFile when given.
+ * ready. Its JSON log lines are kept, and appended to logFile when given. A process that does not become ready in
+ * readyTimeoutMs (default 60 000) is killed.
  */
 export async function startService(
   name: ServiceName,
   env: Record<string, string>,
   opts: { logFile?: string; readyTimeoutMs?: number } = {},
 ): Promise<ServiceProcess> {
+  const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
+  for (const v of LAUNCHER_VARIABLES) delete childEnv[v];
   const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "services", name, "src", "main.ts")], {
     cwd: repoRoot,
-    env: { ...process.env, ...env },
+    env: childEnv,
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.add(child);
   child.once("exit", () => running.delete(child));
   const logs: Record<string, unknown>[] = [];
   const file: WriteStream | undefined = opts.logFile ? createWriteStream(opts.logFile, { flags: "a" }) : undefined;
+  // After the exit, once its output is flushed: also when the process crashed rather than being stopped.
+  child.once("close", () => file?.end());
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => {
@@ -51,10 +64,10 @@ export async function startService(
   });
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     let pending = "";
-    const timer = setTimeout(
-      () => reject(new Error(`${name} did not become ready in ${opts.readyTimeoutMs ?? 60_000} ms\n${stderr}`)),
-      opts.readyTimeoutMs ?? 60_000,
-    );
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${name} did not become ready in ${opts.readyTimeoutMs ?? 60_000} ms\n${stderr}`));
+    }, opts.readyTimeoutMs ?? 60_000);
     child.stdout!.on("data", (c: Buffer) => {
       file?.write(c);
       pending += c.toString();
@@ -85,9 +98,6 @@ export async function startService(
     ready,
     logs,
     exited,
-    stop: async (signal: NodeJS.Signals = "SIGTERM") => {
-      await stopChild(child, signal, 30_000);
-      file?.end();
-    },
+    stop: (signal: NodeJS.Signals = "SIGTERM") => stopChild(child, signal, 30_000),
   };
 }

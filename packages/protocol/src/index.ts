@@ -5,4 +5,4 @@ export * from "./tensor-codec.js";
 export { grpcServiceDefinition, decodeFailure } from "./grpc-service.js";
 export { farmFileDescriptors } from "./descriptor-set.js";
 export { stageName, stagePool, stageOutputSize, type Pool } from "./stages.js";
-export { create, fromBinary, toBinary, clone, toJson } from "@bufbuild/protobuf";
+export { create, fromBinary, toBinary, clone, toJson, toJsonString, fromJsonString } from "@bufbuild/protobuf";

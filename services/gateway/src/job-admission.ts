@@ -10,6 +10,7 @@ import {
   OutputOptionsSchema,
   StageTaskSchema,
   type Job,
+  Lane,
   Stage,
   type JobKind,
 } from "@unclip/protocol";
@@ -26,12 +27,15 @@ export interface Admission {
   route: Stage[];
   source?: Uint8Array;
   mask?: Uint8Array;
+  /** Interactive (default) or batch: the lane of every pool the job's tasks travel in. */
+  lane?: Lane;
 }
 
 /**
  * Admits a job: passes it through the admission gate (whole-farm backlog, weighed by work), stores its inputs,
  * writes the QUEUED record to the job bucket, and publishes one task per image to the first stage's queue. Task ids
- * are deterministic, so a retried admission cannot double the work.
+ * are deterministic, so a retried admission cannot double the work; admitting a job id whose record exists (a batch
+ * item re-admitted after its gateway died) republishes its tasks only while the job is still QUEUED.
  */
 export class JobAdmission {
   readonly jobs: JobStore;
@@ -98,7 +102,13 @@ export class JobAdmission {
       createdAtMs: now,
       updatedAtMs: now,
     });
-    await this.jobs.create(job);
+    try {
+      await this.jobs.create(job);
+    } catch (err) {
+      const existing = await this.jobs.get(jobId);
+      if (!existing) throw err;
+      if (existing.state !== JobState.QUEUED) return existing;
+    }
     for (let index = 0; index < a.params.numImages; index++) {
       const task = create(StageTaskSchema, {
         jobId,
@@ -107,8 +117,9 @@ export class JobAdmission {
         route: a.route,
         params,
         enqueuedAtMs: BigInt(Date.now()),
+        lane: a.lane ?? Lane.INTERACTIVE,
       });
-      await this.conn.js.publish(taskSubject(stagePool(first)), toBinary(StageTaskSchema, task), {
+      await this.conn.js.publish(taskSubject(stagePool(first), task.lane), toBinary(StageTaskSchema, task), {
         msgID: `${jobId}.${index}.${stageName(first)}`,
       });
     }

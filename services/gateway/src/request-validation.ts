@@ -112,3 +112,21 @@ export function validateJobId(jobId: string): string {
   if (!JOB_ID.test(jobId)) throw FarmError.invalid(`job_id "${jobId.slice(0, 80)}" is not a job id of this farm`);
   return jobId;
 }
+
+/** request_id (idempotency key): optional, 1..128 printable characters. */
+export function validateRequestId(requestId: string): string | undefined {
+  if (requestId === "") return undefined;
+  if ([...requestId].length > 128 || /[\u0000-\u001F\uFFFD]/.test(requestId)) {
+    throw FarmError.invalid("request_id must be 1 to 128 printable characters of valid UTF-8");
+  }
+  return requestId;
+}
+
+const BATCH_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+export function validateBatchId(batchId: string): string {
+  if (!BATCH_ID.test(batchId)) {
+    throw FarmError.invalid(`batch_id ${JSON.stringify(batchId.slice(0, 140))} must be 1 to 128 characters of A-Z a-z 0-9 _ -`);
+  }
+  return batchId;
+}

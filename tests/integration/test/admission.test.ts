@@ -28,7 +28,7 @@ describe("admission on the whole farm's backlog", () => {
     const gateway = await startService("gateway", { ...env.farm.env, UNCLIP_GRPC_PORT: "0", UNCLIP_MAX_QUEUED_TASKS: "2" });
     const client = new UnclipClient(`127.0.0.1:${String(gateway.ready.grpcPort)}`);
     try {
-      const slow = generateRequest("a slow job", { sampling: create(SamplingOptionsSchema, { priorSteps: 4, decoderSteps: 2000 }) });
+      const slow = generateRequest("a slow job", { sampling: create(SamplingOptionsSchema, { priorSteps: 4, decoderSteps: 1000 }) });
       const running = client.generate(slow)[Symbol.asyncIterator]();
       const queued = await running.next();
       expect(queued.value.event.case).toBe("queued");

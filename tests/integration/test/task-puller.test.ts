@@ -39,8 +39,8 @@ describe("TaskPuller on a real nats-server", () => {
     const consumer = await conn.js.consumers.get(TASK_STREAM, poolConsumer("decoder"));
     const log = createLogger("test", "error");
     const held: [JsMsg[], JsMsg[]] = [[], []];
-    const a = new TaskPuller(consumer, async (m) => void held[0].push(m), log, { capacity: 3, expiresMs: 1000 });
-    const b = new TaskPuller(consumer, async (m) => void held[1].push(m), log, { capacity: 5, expiresMs: 1000 });
+    const a = new TaskPuller({ interactive: consumer }, async (m) => void held[0].push(m), log, { capacity: 3, expiresMs: 1000 });
+    const b = new TaskPuller({ interactive: consumer }, async (m) => void held[1].push(m), log, { capacity: 5, expiresMs: 1000 });
     a.start();
     b.start();
     await until(() => held[0].length === 3 && held[1].length === 5);
@@ -60,7 +60,7 @@ describe("TaskPuller on a real nats-server", () => {
     await Promise.all([a.stop(), b.stop()]);
     for (const m of [...held[0], ...held[1]]) m.nak();
     const later: JsMsg[] = [];
-    const c = new TaskPuller(consumer, async (m) => void later.push(m), log, { capacity: 20, expiresMs: 1000 });
+    const c = new TaskPuller({ interactive: consumer }, async (m) => void later.push(m), log, { capacity: 20, expiresMs: 1000 });
     c.start();
     await until(() => later.length === 17);
     await Promise.all(later.map((m) => m.ackAck()));

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, JobState, SamplingOptionsSchema, Stage, type Job, type JobEvent } from "@unclip/protocol";
 import { generateRequest, startTestFarm } from "./farm-fixture.js";
@@ -5,13 +6,33 @@ import { generateRequest, startTestFarm } from "./farm-fixture.js";
 /** Ack wait of the decoder pool: a dead worker's task is redelivered this long after its last heartbeat. */
 const ACK_WAIT_MS = 3000;
 
+/** The launcher's lines: exits and restarts of supervised processes. */
+const supervisorLog: string[] = [];
 let env: Awaited<ReturnType<typeof startTestFarm>>;
 beforeAll(async () => {
-  env = await startTestFarm({ env: { UNCLIP_ACK_WAIT_MS: String(ACK_WAIT_MS) } });
+  // One decoder whatever UNCLIP_FARM_WORKERS says: these tests kill the worker that holds the task.
+  env = await startTestFarm({
+    env: { UNCLIP_ACK_WAIT_MS: String(ACK_WAIT_MS) },
+    workers: { decoder: 1 },
+    log: (line) => supervisorLog.push(line),
+  });
 });
 afterAll(async () => {
+  const before = supervisorLog.length;
   await env?.stop();
+  // Stopping the farm restarts nothing.
+  expect(supervisorLog.slice(before)).toEqual([]);
 });
+
+function onlyDecoder() {
+  const decoders = env.farm.workers("decoder");
+  expect(decoders).toHaveLength(1);
+  return decoders[0]!;
+}
+
+function decoderStarts(events: JobEvent[]) {
+  return events.flatMap((e) => (e.event.case === "stageStarted" && e.event.value.stage === Stage.DECODER ? [e.event.value] : []));
+}
 
 /** Starts a slow job and resolves once the decoder is inside its diffusion loop. */
 async function decoderMidTask(prompt: string) {
@@ -37,43 +58,77 @@ async function decoderMidTask(prompt: string) {
 }
 
 describe("a decoder worker dying in the middle of a task", () => {
-  it("loses nothing: the task is redelivered to the next decoder worker and the job completes", async () => {
+  it("loses nothing: the launcher restarts the worker, the task is redelivered to it and the job completes", async () => {
     const { rest } = await decoderMidTask("a black triangle bottom right");
-    const decoder = env.farm.services.get("decoder-worker")!;
-    decoder.child.kill("SIGKILL");
-    expect(await decoder.exited).toBeNull();
-    await env.farm.startService("decoder-worker");
+    const decoder = onlyDecoder();
+    const killed = decoder.current;
+    const restarted = decoder.restarted();
+    decoder.kill("SIGKILL");
+    expect(await killed.exited).toBeNull();
+    const replacement = await restarted;
+    expect(replacement.child.pid).not.toBe(killed.child.pid);
+    expect(decoder.current).toBe(replacement);
+    expect(decoder.restarts).toBe(1);
+    expect(decoder.exits).toEqual([expect.objectContaining({ pid: killed.child.pid, signal: "SIGKILL", restartInMs: 500 })]);
+    expect(supervisorLog).toEqual([
+      expect.stringMatching(
+        new RegExp(`^decoder-worker-1 \\(pid ${killed.child.pid}\\) exited with SIGKILL after [\\d.]+ s; restarting in 0\\.5 s$`),
+      ),
+      expect.stringMatching(new RegExp(`^decoder-worker-1 restarted \\(restart 1\\): pid ${replacement.child.pid}, metrics :\\d+$`)),
+    ]);
     const events = await rest;
     const end = events[events.length - 1]!.event;
     expect(end.case).toBe("completed");
     expect((end.value as Job).state).toBe(JobState.SUCCEEDED);
-    const decoderStarts = events.filter((e) => e.event.case === "stageStarted" && e.event.value.stage === Stage.DECODER);
-    expect(decoderStarts.map((e) => (e.event.value as { attempt: number }).attempt)).toEqual([1, 2]);
+    const starts = decoderStarts(events);
+    expect(starts.map((s) => s.attempt)).toEqual([1, 2]);
+    // The restarted process keeps its name, as a pod's restarted container does.
+    expect(starts.map((s) => s.worker)).toEqual(["decoder-worker-1", "decoder-worker-1"]);
   });
 
   it("fails the job with a readable error once a task runs out of deliveries", async () => {
-    await env.farm.services.get("decoder-worker")!.stop();
-    await env.farm.startService("decoder-worker", { UNCLIP_MAX_DELIVER: "1" });
+    await onlyDecoder().stop();
+    const decoder = await env.farm.addWorker("decoder", { UNCLIP_MAX_DELIVER: "1" });
+    expect(decoder.name).toBe("decoder-worker-2");
     const { rest } = await decoderMidTask("an orange circle");
-    env.farm.services.get("decoder-worker")!.child.kill("SIGKILL");
+    decoder.kill("SIGKILL");
     const events = await rest;
     const end = events[events.length - 1]!.event;
     expect(end.case).toBe("failed");
     expect((end.value as Job).error).toMatch(/decoder stage of image 0 was delivered 1 times without finishing/);
-    await env.farm.startService("decoder-worker");
+    expect(decoder.exits[0]).toMatchObject({ signal: "SIGKILL" });
+    // Back to a worker with the default max deliveries.
+    await decoder.stop();
+    await env.farm.addWorker("decoder");
   });
 });
 
 describe("graceful shutdown", () => {
-  it("a worker stopped with SIGTERM finishes its in-flight task before it exits", async () => {
+  it("a worker sent SIGTERM finishes its in-flight task before it exits 0, and is restarted like any exited container", async () => {
     const { rest } = await decoderMidTask("a green square");
-    const decoder = env.farm.services.get("decoder-worker")!;
-    decoder.child.kill("SIGTERM");
-    expect(await decoder.exited).toBe(0);
-    await env.farm.startService("decoder-worker");
+    const decoder = onlyDecoder();
+    const terminated = decoder.current;
+    const restarted = decoder.restarted();
+    decoder.kill("SIGTERM");
+    expect(await terminated.exited).toBe(0);
+    await restarted;
+    expect(decoder.exits).toEqual([expect.objectContaining({ code: 0, signal: null })]);
     const events = await rest;
     expect(events[events.length - 1]!.event.case).toBe("completed");
-    const attempts = events.filter((e) => e.event.case === "stageStarted" && e.event.value.stage === Stage.DECODER);
-    expect(attempts).toHaveLength(1);
+    expect(decoderStarts(events)).toHaveLength(1);
+  });
+
+  it("a worker stopped through the launcher (stop()) is not restarted", async () => {
+    const extra = await env.farm.addWorker("decoder");
+    expect(env.farm.workers("decoder")).toContain(extra);
+    const proc = extra.current;
+    const logged = supervisorLog.length;
+    await extra.stop();
+    expect(await proc.exited).toBe(0);
+    await sleep(1500); // three times the first restart delay
+    expect(extra.restarts).toBe(0);
+    expect(extra.exits).toEqual([]);
+    expect(supervisorLog.slice(logged)).toEqual([]);
+    expect(env.farm.workers("decoder")).not.toContain(extra);
   });
 });

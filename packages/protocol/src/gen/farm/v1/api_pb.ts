@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file farm/v1/api.proto.
  */
 export const file_farm_v1_api: GenFile = /*@__PURE__*/
-  fileDesc("ChFmYXJtL3YxL2FwaS5wcm90bxIHZmFybS52MSKAAQoPU2FtcGxpbmdPcHRpb25zEhMKC3ByaW9yX3N0ZXBzGAEgASgNEhUKDWRlY29kZXJfc3RlcHMYAiABKA0SFgoOcHJpb3JfZ3VpZGFuY2UYAyABKAISGAoQZGVjb2Rlcl9ndWlkYW5jZRgEIAEoAhIPCgdzYW1wbGVyGAUgASgJIj8KDU91dHB1dE9wdGlvbnMSFQoNaW5jbHVkZV9ieXRlcxgBIAEoCBIXCg91cmxfdHRsX3NlY29uZHMYAiABKA0ipQEKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSEgoKbnVtX2ltYWdlcxgCIAEoDRIMCgRzaXplGAMgASgNEgwKBHNlZWQYBCABKAQSKgoIc2FtcGxpbmcYBSABKAsyGC5mYXJtLnYxLlNhbXBsaW5nT3B0aW9ucxImCgZvdXRwdXQYBiABKAsyFi5mYXJtLnYxLk91dHB1dE9wdGlvbnMirAEKF0NyZWF0ZVZhcmlhdGlvbnNSZXF1ZXN0Eg0KBWltYWdlGAEgASgMEhIKCm51bV9pbWFnZXMYAiABKA0SDAoEc2l6ZRgDIAEoDRIMCgRzZWVkGAQgASgEEioKCHNhbXBsaW5nGAUgASgLMhguZmFybS52MS5TYW1wbGluZ09wdGlvbnMSJgoGb3V0cHV0GAYgASgLMhYuZmFybS52MS5PdXRwdXRPcHRpb25zIsMBChBFZGl0SW1hZ2VSZXF1ZXN0Eg0KBWltYWdlGAEgASgMEgwKBG1hc2sYAiABKAwSDgoGcHJvbXB0GAMgASgJEhIKCm51bV9pbWFnZXMYBCABKA0SDAoEc2l6ZRgFIAEoDRIMCgRzZWVkGAYgASgEEioKCHNhbXBsaW5nGAcgASgLMhguZmFybS52MS5TYW1wbGluZ09wdGlvbnMSJgoGb3V0cHV0GAggASgLMhYuZmFybS52MS5PdXRwdXRPcHRpb25zIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiIKEENhbmNlbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIlwKCEltYWdlUmVmEg0KBWluZGV4GAEgASgNEgwKBHNpemUYAiABKA0SCwoDa2V5GAMgASgJEgsKA3VybBgEIAEoCRIMCgRzZWVkGAUgASgEEgsKA3BuZxgGIAEoDCJzCgtTdGFnZVRpbWluZxIdCgVzdGFnZRgBIAEoDjIOLmZhcm0udjEuU3RhZ2USDQoFaW5kZXgYAiABKA0SDwoHc2Vjb25kcxgDIAEoARIVCg1xdWV1ZV9zZWNvbmRzGAQgASgBEg4KBndvcmtlchgFIAEoCSKvAgoDSm9iEg4KBmpvYl9pZBgBIAEoCRIeCgRraW5kGAIgASgOMhAuZmFybS52MS5Kb2JLaW5kEiAKBXN0YXRlGAMgASgOMhEuZmFybS52MS5Kb2JTdGF0ZRIOCgZwcm9tcHQYBCABKAkSEgoKbnVtX2ltYWdlcxgFIAEoDRIMCgRzaXplGAYgASgNEgwKBHNlZWQYByABKAQSIQoGaW1hZ2VzGAggAygLMhEuZmFybS52MS5JbWFnZVJlZhINCgVlcnJvchgJIAEoCRIVCg1jcmVhdGVkX2F0X21zGAogASgDEhUKDXVwZGF0ZWRfYXRfbXMYCyABKAMSJQoHdGltaW5ncxgMIAMoCzIULmZhcm0udjEuU3RhZ2VUaW1pbmcSDwoHYnVuZGxlcxgNIAMoCSKOAwoISm9iRXZlbnQSDgoGam9iX2lkGAEgASgJEg0KBWF0X21zGAIgASgDEiEKBnF1ZXVlZBgKIAEoCzIPLmZhcm0udjEuUXVldWVkSAASLgoNc3RhZ2Vfc3RhcnRlZBgLIAEoCzIVLmZhcm0udjEuU3RhZ2VTdGFydGVkSAASJQoEc3RlcBgMIAEoCzIVLmZhcm0udjEuU3RlcFByb2dyZXNzSAASMAoOc3RhZ2VfZmluaXNoZWQYDSABKAsyFi5mYXJtLnYxLlN0YWdlRmluaXNoZWRIABIkCgdwcmV2aWV3GA4gASgLMhEuZmFybS52MS5JbWFnZVJlZkgAEiIKBWltYWdlGA8gASgLMhEuZmFybS52MS5JbWFnZVJlZkgAEiEKCWNvbXBsZXRlZBgQIAEoCzIMLmZhcm0udjEuSm9iSAASHgoGZmFpbGVkGBEgASgLMgwuZmFybS52MS5Kb2JIABIhCgljYW5jZWxsZWQYEiABKAsyDC5mYXJtLnYxLkpvYkgAQgcKBWV2ZW50IjgKBlF1ZXVlZBIZCgNqb2IYASABKAsyDC5mYXJtLnYxLkpvYhITCgtldGFfc2Vjb25kcxgCIAEoASJdCgxTdGFnZVN0YXJ0ZWQSHQoFc3RhZ2UYASABKA4yDi5mYXJtLnYxLlN0YWdlEg0KBWluZGV4GAIgASgNEg4KBndvcmtlchgDIAEoCRIPCgdhdHRlbXB0GAQgASgNIlkKDFN0ZXBQcm9ncmVzcxIdCgVzdGFnZRgBIAEoDjIOLmZhcm0udjEuU3RhZ2USDQoFaW5kZXgYAiABKA0SDAoEc3RlcBgDIAEoDRINCgV0b3RhbBgEIAEoDSJYCg1TdGFnZUZpbmlzaGVkEiQKBnRpbWluZxgBIAEoCzIULmZhcm0udjEuU3RhZ2VUaW1pbmcSIQoGb3V0cHV0GAIgASgLMhEuZmFybS52MS5JbWFnZVJlZipmCgdKb2JLaW5kEhgKFEpPQl9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRSk9CX0tJTkRfR0VORVJBVEUQARIXChNKT0JfS0lORF9WQVJJQVRJT05TEAISEQoNSk9CX0tJTkRfRURJVBADKpoBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBKT0JfU1RBVEVfUVVFVUVEEAESFQoRSk9CX1NUQVRFX1JVTk5JTkcQAhIXChNKT0JfU1RBVEVfU1VDQ0VFREVEEAMSFAoQSk9CX1NUQVRFX0ZBSUxFRBAEEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBSqJAQoFU3RhZ2USFQoRU1RBR0VfVU5TUEVDSUZJRUQQABIPCgtTVEFHRV9QUklPUhABEhYKElNUQUdFX0lNQUdFX0VOQ09ERRACEhEKDVNUQUdFX0RFQ09ERVIQAxIVChFTVEFHRV9VUFNDQUxFXzI1NhAEEhYKElNUQUdFX1VQU0NBTEVfMTAyNBAFMvECCg1VbmNsaXBTZXJ2aWNlEjkKCEdlbmVyYXRlEhguZmFybS52MS5HZW5lcmF0ZVJlcXVlc3QaES5mYXJtLnYxLkpvYkV2ZW50MAESSQoQQ3JlYXRlVmFyaWF0aW9ucxIgLmZhcm0udjEuQ3JlYXRlVmFyaWF0aW9uc1JlcXVlc3QaES5mYXJtLnYxLkpvYkV2ZW50MAESOwoJRWRpdEltYWdlEhkuZmFybS52MS5FZGl0SW1hZ2VSZXF1ZXN0GhEuZmFybS52MS5Kb2JFdmVudDABEjcKCFdhdGNoSm9iEhYuZmFybS52MS5HZXRKb2JSZXF1ZXN0GhEuZmFybS52MS5Kb2JFdmVudDABEi4KBkdldEpvYhIWLmZhcm0udjEuR2V0Sm9iUmVxdWVzdBoMLmZhcm0udjEuSm9iEjQKCUNhbmNlbEpvYhIZLmZhcm0udjEuQ2FuY2VsSm9iUmVxdWVzdBoMLmZhcm0udjEuSm9iYgZwcm90bzM");
+  fileDesc("ChFmYXJtL3YxL2FwaS5wcm90bxIHZmFybS52MSKAAQoPU2FtcGxpbmdPcHRpb25zEhMKC3ByaW9yX3N0ZXBzGAEgASgNEhUKDWRlY29kZXJfc3RlcHMYAiABKA0SFgoOcHJpb3JfZ3VpZGFuY2UYAyABKAISGAoQZGVjb2Rlcl9ndWlkYW5jZRgEIAEoAhIPCgdzYW1wbGVyGAUgASgJIj8KDU91dHB1dE9wdGlvbnMSFQoNaW5jbHVkZV9ieXRlcxgBIAEoCBIXCg91cmxfdHRsX3NlY29uZHMYAiABKA0iuQEKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSEgoKbnVtX2ltYWdlcxgCIAEoDRIMCgRzaXplGAMgASgNEgwKBHNlZWQYBCABKAQSKgoIc2FtcGxpbmcYBSABKAsyGC5mYXJtLnYxLlNhbXBsaW5nT3B0aW9ucxImCgZvdXRwdXQYBiABKAsyFi5mYXJtLnYxLk91dHB1dE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgHIAEoCSLAAQoXQ3JlYXRlVmFyaWF0aW9uc1JlcXVlc3QSDQoFaW1hZ2UYASABKAwSEgoKbnVtX2ltYWdlcxgCIAEoDRIMCgRzaXplGAMgASgNEgwKBHNlZWQYBCABKAQSKgoIc2FtcGxpbmcYBSABKAsyGC5mYXJtLnYxLlNhbXBsaW5nT3B0aW9ucxImCgZvdXRwdXQYBiABKAsyFi5mYXJtLnYxLk91dHB1dE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgHIAEoCSLXAQoQRWRpdEltYWdlUmVxdWVzdBINCgVpbWFnZRgBIAEoDBIMCgRtYXNrGAIgASgMEg4KBnByb21wdBgDIAEoCRISCgpudW1faW1hZ2VzGAQgASgNEgwKBHNpemUYBSABKA0SDAoEc2VlZBgGIAEoBBIqCghzYW1wbGluZxgHIAEoCzIYLmZhcm0udjEuU2FtcGxpbmdPcHRpb25zEiYKBm91dHB1dBgIIAEoCzIWLmZhcm0udjEuT3V0cHV0T3B0aW9ucxISCgpyZXF1ZXN0X2lkGAkgASgJIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiIKEENhbmNlbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIlwKCEltYWdlUmVmEg0KBWluZGV4GAEgASgNEgwKBHNpemUYAiABKA0SCwoDa2V5GAMgASgJEgsKA3VybBgEIAEoCRIMCgRzZWVkGAUgASgEEgsKA3BuZxgGIAEoDCJzCgtTdGFnZVRpbWluZxIdCgVzdGFnZRgBIAEoDjIOLmZhcm0udjEuU3RhZ2USDQoFaW5kZXgYAiABKA0SDwoHc2Vjb25kcxgDIAEoARIVCg1xdWV1ZV9zZWNvbmRzGAQgASgBEg4KBndvcmtlchgFIAEoCSKvAgoDSm9iEg4KBmpvYl9pZBgBIAEoCRIeCgRraW5kGAIgASgOMhAuZmFybS52MS5Kb2JLaW5kEiAKBXN0YXRlGAMgASgOMhEuZmFybS52MS5Kb2JTdGF0ZRIOCgZwcm9tcHQYBCABKAkSEgoKbnVtX2ltYWdlcxgFIAEoDRIMCgRzaXplGAYgASgNEgwKBHNlZWQYByABKAQSIQoGaW1hZ2VzGAggAygLMhEuZmFybS52MS5JbWFnZVJlZhINCgVlcnJvchgJIAEoCRIVCg1jcmVhdGVkX2F0X21zGAogASgDEhUKDXVwZGF0ZWRfYXRfbXMYCyABKAMSJQoHdGltaW5ncxgMIAMoCzIULmZhcm0udjEuU3RhZ2VUaW1pbmcSDwoHYnVuZGxlcxgNIAMoCSKOAwoISm9iRXZlbnQSDgoGam9iX2lkGAEgASgJEg0KBWF0X21zGAIgASgDEiEKBnF1ZXVlZBgKIAEoCzIPLmZhcm0udjEuUXVldWVkSAASLgoNc3RhZ2Vfc3RhcnRlZBgLIAEoCzIVLmZhcm0udjEuU3RhZ2VTdGFydGVkSAASJQoEc3RlcBgMIAEoCzIVLmZhcm0udjEuU3RlcFByb2dyZXNzSAASMAoOc3RhZ2VfZmluaXNoZWQYDSABKAsyFi5mYXJtLnYxLlN0YWdlRmluaXNoZWRIABIkCgdwcmV2aWV3GA4gASgLMhEuZmFybS52MS5JbWFnZVJlZkgAEiIKBWltYWdlGA8gASgLMhEuZmFybS52MS5JbWFnZVJlZkgAEiEKCWNvbXBsZXRlZBgQIAEoCzIMLmZhcm0udjEuSm9iSAASHgoGZmFpbGVkGBEgASgLMgwuZmFybS52MS5Kb2JIABIhCgljYW5jZWxsZWQYEiABKAsyDC5mYXJtLnYxLkpvYkgAQgcKBWV2ZW50IjgKBlF1ZXVlZBIZCgNqb2IYASABKAsyDC5mYXJtLnYxLkpvYhITCgtldGFfc2Vjb25kcxgCIAEoASJdCgxTdGFnZVN0YXJ0ZWQSHQoFc3RhZ2UYASABKA4yDi5mYXJtLnYxLlN0YWdlEg0KBWluZGV4GAIgASgNEg4KBndvcmtlchgDIAEoCRIPCgdhdHRlbXB0GAQgASgNIlkKDFN0ZXBQcm9ncmVzcxIdCgVzdGFnZRgBIAEoDjIOLmZhcm0udjEuU3RhZ2USDQoFaW5kZXgYAiABKA0SDAoEc3RlcBgDIAEoDRINCgV0b3RhbBgEIAEoDSJYCg1TdGFnZUZpbmlzaGVkEiQKBnRpbWluZxgBIAEoCzIULmZhcm0udjEuU3RhZ2VUaW1pbmcSIQoGb3V0cHV0GAIgASgLMhEuZmFybS52MS5JbWFnZVJlZiJfChJTdWJtaXRCYXRjaFJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAkSIQoFaXRlbXMYAiADKAsyEi5mYXJtLnYxLkJhdGNoSXRlbRIUCgxtYW5pZmVzdF9rZXkYAyABKAkiugEKCUJhdGNoSXRlbRIRCgljdXN0b21faWQYASABKAkSLAoIZ2VuZXJhdGUYAiABKAsyGC5mYXJtLnYxLkdlbmVyYXRlUmVxdWVzdEgAEjYKCnZhcmlhdGlvbnMYAyABKAsyIC5mYXJtLnYxLkNyZWF0ZVZhcmlhdGlvbnNSZXF1ZXN0SAASKQoEZWRpdBgEIAEoCzIZLmZhcm0udjEuRWRpdEltYWdlUmVxdWVzdEgAQgkKB3JlcXVlc3Qi/gEKBUJhdGNoEhAKCGJhdGNoX2lkGAEgASgJEiIKBXN0YXRlGAIgASgOMhMuZmFybS52MS5CYXRjaFN0YXRlEg0KBXRvdGFsGAMgASgNEhEKCXN1Y2NlZWRlZBgEIAEoDRIOCgZmYWlsZWQYBSABKA0SEQoJY2FuY2VsbGVkGAYgASgNEhMKC3Jlc3VsdHNfa2V5GAcgASgJEhMKC3Jlc3VsdHNfdXJsGAggASgJEhUKDWNyZWF0ZWRfYXRfbXMYCSABKAMSFQoNdXBkYXRlZF9hdF9tcxgKIAEoAxITCgtldGFfc2Vjb25kcxgLIAEoARINCgVlcnJvchgMIAEoCSIjCg9HZXRCYXRjaFJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAkiUAoVTGlzdEJhdGNoSXRlbXNSZXF1ZXN0EhAKCGJhdGNoX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIloKFkxpc3RCYXRjaEl0ZW1zUmVzcG9uc2USJwoFaXRlbXMYASADKAsyGC5mYXJtLnYxLkJhdGNoSXRlbVJlc3VsdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiiAEKD0JhdGNoSXRlbVJlc3VsdBIRCgljdXN0b21faWQYASABKAkSDgoGam9iX2lkGAIgASgJEiAKBXN0YXRlGAMgASgOMhEuZmFybS52MS5Kb2JTdGF0ZRIhCgZpbWFnZXMYBCADKAsyES5mYXJtLnYxLkltYWdlUmVmEg0KBWVycm9yGAUgASgJIiYKEkNhbmNlbEJhdGNoUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCSpmCgdKb2JLaW5kEhgKFEpPQl9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRSk9CX0tJTkRfR0VORVJBVEUQARIXChNKT0JfS0lORF9WQVJJQVRJT05TEAISEQoNSk9CX0tJTkRfRURJVBADKpoBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBKT0JfU1RBVEVfUVVFVUVEEAESFQoRSk9CX1NUQVRFX1JVTk5JTkcQAhIXChNKT0JfU1RBVEVfU1VDQ0VFREVEEAMSFAoQSk9CX1NUQVRFX0ZBSUxFRBAEEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBSqJAQoFU3RhZ2USFQoRU1RBR0VfVU5TUEVDSUZJRUQQABIPCgtTVEFHRV9QUklPUhABEhYKElNUQUdFX0lNQUdFX0VOQ09ERRACEhEKDVNUQUdFX0RFQ09ERVIQAxIVChFTVEFHRV9VUFNDQUxFXzI1NhAEEhYKElNUQUdFX1VQU0NBTEVfMTAyNBAFKpABCgpCYXRjaFN0YXRlEhsKF0JBVENIX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTQkFUQ0hfU1RBVEVfUlVOTklORxABEhkKFUJBVENIX1NUQVRFX0NPTVBMRVRFRBACEhkKFUJBVENIX1NUQVRFX0NBTkNFTExFRBADEhYKEkJBVENIX1NUQVRFX0ZBSUxFRBAEMvIECg1VbmNsaXBTZXJ2aWNlEjkKCEdlbmVyYXRlEhguZmFybS52MS5HZW5lcmF0ZVJlcXVlc3QaES5mYXJtLnYxLkpvYkV2ZW50MAESSQoQQ3JlYXRlVmFyaWF0aW9ucxIgLmZhcm0udjEuQ3JlYXRlVmFyaWF0aW9uc1JlcXVlc3QaES5mYXJtLnYxLkpvYkV2ZW50MAESOwoJRWRpdEltYWdlEhkuZmFybS52MS5FZGl0SW1hZ2VSZXF1ZXN0GhEuZmFybS52MS5Kb2JFdmVudDABEjcKCFdhdGNoSm9iEhYuZmFybS52MS5HZXRKb2JSZXF1ZXN0GhEuZmFybS52MS5Kb2JFdmVudDABEi4KBkdldEpvYhIWLmZhcm0udjEuR2V0Sm9iUmVxdWVzdBoMLmZhcm0udjEuSm9iEjQKCUNhbmNlbEpvYhIZLmZhcm0udjEuQ2FuY2VsSm9iUmVxdWVzdBoMLmZhcm0udjEuSm9iEjoKC1N1Ym1pdEJhdGNoEhsuZmFybS52MS5TdWJtaXRCYXRjaFJlcXVlc3QaDi5mYXJtLnYxLkJhdGNoEjQKCEdldEJhdGNoEhguZmFybS52MS5HZXRCYXRjaFJlcXVlc3QaDi5mYXJtLnYxLkJhdGNoElEKDkxpc3RCYXRjaEl0ZW1zEh4uZmFybS52MS5MaXN0QmF0Y2hJdGVtc1JlcXVlc3QaHy5mYXJtLnYxLkxpc3RCYXRjaEl0ZW1zUmVzcG9uc2USOgoLQ2FuY2VsQmF0Y2gSGy5mYXJtLnYxLkNhbmNlbEJhdGNoUmVxdWVzdBoOLmZhcm0udjEuQmF0Y2hiBnByb3RvMw");
 
 /**
  * Sampling options shared by every kind of job. Zero values mean "the model bundle's default".
@@ -131,6 +131,15 @@ export type GenerateRequest = Message<"farm.v1.GenerateRequest"> & {
    * @generated from field: farm.v1.OutputOptions output = 6;
    */
   output?: OutputOptions | undefined;
+
+  /**
+   * Idempotency key, chosen by the client (1..128 characters). The same request_id within the job TTL is the same
+   * job: a retried call follows the existing job and starts no new work. The same id with other parameters is
+   * ALREADY_EXISTS. Empty = no idempotency.
+   *
+   * @generated from field: string request_id = 7;
+   */
+  requestId: string;
 };
 
 /**
@@ -175,6 +184,15 @@ export type CreateVariationsRequest = Message<"farm.v1.CreateVariationsRequest">
    * @generated from field: farm.v1.OutputOptions output = 6;
    */
   output?: OutputOptions | undefined;
+
+  /**
+   * Idempotency key, chosen by the client (1..128 characters). The same request_id within the job TTL is the same
+   * job: a retried call follows the existing job and starts no new work. The same id with other parameters is
+   * ALREADY_EXISTS. Empty = no idempotency.
+   *
+   * @generated from field: string request_id = 7;
+   */
+  requestId: string;
 };
 
 /**
@@ -234,6 +252,15 @@ export type EditImageRequest = Message<"farm.v1.EditImageRequest"> & {
    * @generated from field: farm.v1.OutputOptions output = 8;
    */
   output?: OutputOptions | undefined;
+
+  /**
+   * Idempotency key, chosen by the client (1..128 characters). The same request_id within the job TTL is the same
+   * job: a retried call follows the existing job and starts no new work. The same id with other parameters is
+   * ALREADY_EXISTS. Empty = no idempotency.
+   *
+   * @generated from field: string request_id = 9;
+   */
+  requestId: string;
 };
 
 /**
@@ -656,6 +683,291 @@ export const StageFinishedSchema: GenMessage<StageFinished> = /*@__PURE__*/
   messageDesc(file_farm_v1_api, 14);
 
 /**
+ * @generated from message farm.v1.SubmitBatchRequest
+ */
+export type SubmitBatchRequest = Message<"farm.v1.SubmitBatchRequest"> & {
+  /**
+   * Chosen by the client (1..128 characters of A-Z a-z 0-9 - _ .); resubmitting an existing id returns that batch
+   * and starts no new work.
+   *
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * Inline items (at most 1000), or:
+   *
+   * @generated from field: repeated farm.v1.BatchItem items = 2;
+   */
+  items: BatchItem[];
+
+  /**
+   * the key of a JSONL object in the farm's bucket, one BatchItem (protobuf JSON) per line (at most 100000 lines).
+   *
+   * @generated from field: string manifest_key = 3;
+   */
+  manifestKey: string;
+};
+
+/**
+ * Describes the message farm.v1.SubmitBatchRequest.
+ * Use `create(SubmitBatchRequestSchema)` to create a new message.
+ */
+export const SubmitBatchRequestSchema: GenMessage<SubmitBatchRequest> = /*@__PURE__*/
+  messageDesc(file_farm_v1_api, 15);
+
+/**
+ * @generated from message farm.v1.BatchItem
+ */
+export type BatchItem = Message<"farm.v1.BatchItem"> & {
+  /**
+   * The client's name for the item (unique within the batch, 1..256 characters); results carry it.
+   *
+   * @generated from field: string custom_id = 1;
+   */
+  customId: string;
+
+  /**
+   * @generated from oneof farm.v1.BatchItem.request
+   */
+  request: {
+    /**
+     * @generated from field: farm.v1.GenerateRequest generate = 2;
+     */
+    value: GenerateRequest;
+    case: "generate";
+  } | {
+    /**
+     * @generated from field: farm.v1.CreateVariationsRequest variations = 3;
+     */
+    value: CreateVariationsRequest;
+    case: "variations";
+  } | {
+    /**
+     * @generated from field: farm.v1.EditImageRequest edit = 4;
+     */
+    value: EditImageRequest;
+    case: "edit";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message farm.v1.BatchItem.
+ * Use `create(BatchItemSchema)` to create a new message.
+ */
+export const BatchItemSchema: GenMessage<BatchItem> = /*@__PURE__*/
+  messageDesc(file_farm_v1_api, 16);
+
+/**
+ * @generated from message farm.v1.Batch
+ */
+export type Batch = Message<"farm.v1.Batch"> & {
+  /**
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * @generated from field: farm.v1.BatchState state = 2;
+   */
+  state: BatchState;
+
+  /**
+   * @generated from field: uint32 total = 3;
+   */
+  total: number;
+
+  /**
+   * @generated from field: uint32 succeeded = 4;
+   */
+  succeeded: number;
+
+  /**
+   * @generated from field: uint32 failed = 5;
+   */
+  failed: number;
+
+  /**
+   * @generated from field: uint32 cancelled = 6;
+   */
+  cancelled: number;
+
+  /**
+   * JSONL in the farm's bucket, one line per item in submission order: custom_id, job_id, state, image keys, error.
+   * Written when the batch ends.
+   *
+   * @generated from field: string results_key = 7;
+   */
+  resultsKey: string;
+
+  /**
+   * Presigned URL of results_key (empty until the batch ends).
+   *
+   * @generated from field: string results_url = 8;
+   */
+  resultsUrl: string;
+
+  /**
+   * @generated from field: int64 created_at_ms = 9;
+   */
+  createdAtMs: bigint;
+
+  /**
+   * @generated from field: int64 updated_at_ms = 10;
+   */
+  updatedAtMs: bigint;
+
+  /**
+   * Estimated seconds until every item has ended, from the batch's own recent throughput (0 once ended).
+   *
+   * @generated from field: double eta_seconds = 11;
+   */
+  etaSeconds: number;
+
+  /**
+   * Why the batch FAILED.
+   *
+   * @generated from field: string error = 12;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message farm.v1.Batch.
+ * Use `create(BatchSchema)` to create a new message.
+ */
+export const BatchSchema: GenMessage<Batch> = /*@__PURE__*/
+  messageDesc(file_farm_v1_api, 17);
+
+/**
+ * @generated from message farm.v1.GetBatchRequest
+ */
+export type GetBatchRequest = Message<"farm.v1.GetBatchRequest"> & {
+  /**
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+};
+
+/**
+ * Describes the message farm.v1.GetBatchRequest.
+ * Use `create(GetBatchRequestSchema)` to create a new message.
+ */
+export const GetBatchRequestSchema: GenMessage<GetBatchRequest> = /*@__PURE__*/
+  messageDesc(file_farm_v1_api, 18);
+
+/**
+ * @generated from message farm.v1.ListBatchItemsRequest
+ */
+export type ListBatchItemsRequest = Message<"farm.v1.ListBatchItemsRequest"> & {
+  /**
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * Items per page (1..1000; default 100).
+   *
+   * @generated from field: uint32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty for the first.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message farm.v1.ListBatchItemsRequest.
+ * Use `create(ListBatchItemsRequestSchema)` to create a new message.
+ */
+export const ListBatchItemsRequestSchema: GenMessage<ListBatchItemsRequest> = /*@__PURE__*/
+  messageDesc(file_farm_v1_api, 19);
+
+/**
+ * @generated from message farm.v1.ListBatchItemsResponse
+ */
+export type ListBatchItemsResponse = Message<"farm.v1.ListBatchItemsResponse"> & {
+  /**
+   * @generated from field: repeated farm.v1.BatchItemResult items = 1;
+   */
+  items: BatchItemResult[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message farm.v1.ListBatchItemsResponse.
+ * Use `create(ListBatchItemsResponseSchema)` to create a new message.
+ */
+export const ListBatchItemsResponseSchema: GenMessage<ListBatchItemsResponse> = /*@__PURE__*/
+  messageDesc(file_farm_v1_api, 20);
+
+/**
+ * @generated from message farm.v1.BatchItemResult
+ */
+export type BatchItemResult = Message<"farm.v1.BatchItemResult"> & {
+  /**
+   * @generated from field: string custom_id = 1;
+   */
+  customId: string;
+
+  /**
+   * Empty until the item has been submitted.
+   *
+   * @generated from field: string job_id = 2;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: farm.v1.JobState state = 3;
+   */
+  state: JobState;
+
+  /**
+   * @generated from field: repeated farm.v1.ImageRef images = 4;
+   */
+  images: ImageRef[];
+
+  /**
+   * @generated from field: string error = 5;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message farm.v1.BatchItemResult.
+ * Use `create(BatchItemResultSchema)` to create a new message.
+ */
+export const BatchItemResultSchema: GenMessage<BatchItemResult> = /*@__PURE__*/
+  messageDesc(file_farm_v1_api, 21);
+
+/**
+ * @generated from message farm.v1.CancelBatchRequest
+ */
+export type CancelBatchRequest = Message<"farm.v1.CancelBatchRequest"> & {
+  /**
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+};
+
+/**
+ * Describes the message farm.v1.CancelBatchRequest.
+ * Use `create(CancelBatchRequestSchema)` to create a new message.
+ */
+export const CancelBatchRequestSchema: GenMessage<CancelBatchRequest> = /*@__PURE__*/
+  messageDesc(file_farm_v1_api, 22);
+
+/**
  * @generated from enum farm.v1.JobKind
  */
 export enum JobKind {
@@ -781,6 +1093,46 @@ export const StageSchema: GenEnum<Stage> = /*@__PURE__*/
   enumDesc(file_farm_v1_api, 2);
 
 /**
+ * @generated from enum farm.v1.BatchState
+ */
+export enum BatchState {
+  /**
+   * @generated from enum value: BATCH_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: BATCH_STATE_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Every item has ended; some may have failed (see the counts).
+   *
+   * @generated from enum value: BATCH_STATE_COMPLETED = 2;
+   */
+  COMPLETED = 2,
+
+  /**
+   * @generated from enum value: BATCH_STATE_CANCELLED = 3;
+   */
+  CANCELLED = 3,
+
+  /**
+   * The batch itself could not run (an unreadable manifest); no item ran.
+   *
+   * @generated from enum value: BATCH_STATE_FAILED = 4;
+   */
+  FAILED = 4,
+}
+
+/**
+ * Describes the enum farm.v1.BatchState.
+ */
+export const BatchStateSchema: GenEnum<BatchState> = /*@__PURE__*/
+  enumDesc(file_farm_v1_api, 3);
+
+/**
  * The public API of the farm. Every error is a gRPC status with a message a person can read:
  * INVALID_ARGUMENT for bad input, NOT_FOUND for unknown job ids, FAILED_PRECONDITION for jobs that
  * already ended, UNAVAILABLE when NATS or the object store cannot be reached, RESOURCE_EXHAUSTED when the
@@ -849,6 +1201,48 @@ export const UnclipService: GenService<{
     methodKind: "unary";
     input: typeof CancelJobRequestSchema;
     output: typeof JobSchema;
+  },
+  /**
+   * Submits a batch of generate, variations and edit requests, inline or as a JSONL manifest in the object store.
+   * Resubmitting an existing batch_id returns that batch and starts no new work. The batch's items run in the
+   * batch lane of every pool, behind interactive work, sharing it round-robin with other running batches.
+   *
+   * @generated from rpc farm.v1.UnclipService.SubmitBatch
+   */
+  submitBatch: {
+    methodKind: "unary";
+    input: typeof SubmitBatchRequestSchema;
+    output: typeof BatchSchema;
+  },
+  /**
+   * The batch's state and counts.
+   *
+   * @generated from rpc farm.v1.UnclipService.GetBatch
+   */
+  getBatch: {
+    methodKind: "unary";
+    input: typeof GetBatchRequestSchema;
+    output: typeof BatchSchema;
+  },
+  /**
+   * The batch's items in submission order, one page at a time.
+   *
+   * @generated from rpc farm.v1.UnclipService.ListBatchItems
+   */
+  listBatchItems: {
+    methodKind: "unary";
+    input: typeof ListBatchItemsRequestSchema;
+    output: typeof ListBatchItemsResponseSchema;
+  },
+  /**
+   * Cancels the items that have not ended; the batch ends CANCELLED once they have stopped.
+   *
+   * @generated from rpc farm.v1.UnclipService.CancelBatch
+   */
+  cancelBatch: {
+    methodKind: "unary";
+    input: typeof CancelBatchRequestSchema;
+    output: typeof BatchSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_farm_v1_api, 0);

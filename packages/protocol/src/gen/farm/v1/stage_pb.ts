@@ -2,9 +2,9 @@
 // @generated from file farm/v1/stage.proto (package farm.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { JobKind, OutputOptions, Stage, StageTiming } from "./api_pb.js";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Batch, JobKind, OutputOptions, Stage, StageTiming } from "./api_pb.js";
 import { file_farm_v1_api } from "./api_pb.js";
 import type { Tensor } from "./tensor_pb.js";
 import { file_farm_v1_tensor } from "./tensor_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file farm/v1/stage.proto.
  */
 export const file_farm_v1_stage: GenFile = /*@__PURE__*/
-  fileDesc("ChNmYXJtL3YxL3N0YWdlLnByb3RvEgdmYXJtLnYxIrECCglKb2JQYXJhbXMSHgoEa2luZBgBIAEoDjIQLmZhcm0udjEuSm9iS2luZBIOCgZwcm9tcHQYAiABKAkSEgoKbnVtX2ltYWdlcxgDIAEoDRIMCgRzaXplGAQgASgNEhMKC3ByaW9yX3N0ZXBzGAUgASgNEhUKDWRlY29kZXJfc3RlcHMYBiABKA0SFgoOcHJpb3JfZ3VpZGFuY2UYByABKAISGAoQZGVjb2Rlcl9ndWlkYW5jZRgIIAEoAhIPCgdzYW1wbGVyGAkgASgJEhIKCnNvdXJjZV9rZXkYCiABKAkSEAoIbWFza19rZXkYCyABKAkSJgoGb3V0cHV0GAwgASgLMhYuZmFybS52MS5PdXRwdXRPcHRpb25zEhUKDWNyZWF0ZWRfYXRfbXMYDSABKAMiiAIKCVN0YWdlVGFzaxIOCgZqb2JfaWQYASABKAkSDQoFaW5kZXgYAiABKA0SDAoEc2VlZBgDIAEoBBIdCgVyb3V0ZRgEIAMoDjIOLmZhcm0udjEuU3RhZ2USIgoGcGFyYW1zGAUgASgLMhIuZmFybS52MS5Kb2JQYXJhbXMSKAoPaW1hZ2VfZW1iZWRkaW5nGAYgASgLMg8uZmFybS52MS5UZW5zb3ISEQoJaW1hZ2Vfa2V5GAcgASgJEhYKDmVucXVldWVkX2F0X21zGAggASgDEiUKB3RpbWluZ3MYCSADKAsyFC5mYXJtLnYxLlN0YWdlVGltaW5nEg8KB2J1bmRsZXMYCiADKAki2AEKDFdvcmtlclJlcG9ydBIMCgRwb29sGAEgASgJEg4KBndvcmtlchgCIAEoCRI+Cg1kZWZhdWx0X3N0ZXBzGAMgAygLMicuZmFybS52MS5Xb3JrZXJSZXBvcnQuRGVmYXVsdFN0ZXBzRW50cnkSIwoFYmF0Y2gYBCABKAsyFC5mYXJtLnYxLkJhdGNoUmVwb3J0EhAKCGNhcGFjaXR5GAUgASgNGjMKEURlZmF1bHRTdGVwc0VudHJ5EgsKA2tleRgBIAEoBRINCgV2YWx1ZRgCIAEoDToCOAEiWwoLQmF0Y2hSZXBvcnQSHQoFc3RhZ2UYASABKA4yDi5mYXJtLnYxLlN0YWdlEg0KBXRhc2tzGAIgASgNEg8KB3NlY29uZHMYAyABKAESDQoFc3RlcHMYBCABKA1iBnByb3RvMw", [file_farm_v1_api, file_farm_v1_tensor]);
+  fileDesc("ChNmYXJtL3YxL3N0YWdlLnByb3RvEgdmYXJtLnYxIrECCglKb2JQYXJhbXMSHgoEa2luZBgBIAEoDjIQLmZhcm0udjEuSm9iS2luZBIOCgZwcm9tcHQYAiABKAkSEgoKbnVtX2ltYWdlcxgDIAEoDRIMCgRzaXplGAQgASgNEhMKC3ByaW9yX3N0ZXBzGAUgASgNEhUKDWRlY29kZXJfc3RlcHMYBiABKA0SFgoOcHJpb3JfZ3VpZGFuY2UYByABKAISGAoQZGVjb2Rlcl9ndWlkYW5jZRgIIAEoAhIPCgdzYW1wbGVyGAkgASgJEhIKCnNvdXJjZV9rZXkYCiABKAkSEAoIbWFza19rZXkYCyABKAkSJgoGb3V0cHV0GAwgASgLMhYuZmFybS52MS5PdXRwdXRPcHRpb25zEhUKDWNyZWF0ZWRfYXRfbXMYDSABKAMipQIKCVN0YWdlVGFzaxIOCgZqb2JfaWQYASABKAkSDQoFaW5kZXgYAiABKA0SDAoEc2VlZBgDIAEoBBIdCgVyb3V0ZRgEIAMoDjIOLmZhcm0udjEuU3RhZ2USIgoGcGFyYW1zGAUgASgLMhIuZmFybS52MS5Kb2JQYXJhbXMSKAoPaW1hZ2VfZW1iZWRkaW5nGAYgASgLMg8uZmFybS52MS5UZW5zb3ISEQoJaW1hZ2Vfa2V5GAcgASgJEhYKDmVucXVldWVkX2F0X21zGAggASgDEiUKB3RpbWluZ3MYCSADKAsyFC5mYXJtLnYxLlN0YWdlVGltaW5nEg8KB2J1bmRsZXMYCiADKAkSGwoEbGFuZRgLIAEoDjINLmZhcm0udjEuTGFuZSLYAQoMV29ya2VyUmVwb3J0EgwKBHBvb2wYASABKAkSDgoGd29ya2VyGAIgASgJEj4KDWRlZmF1bHRfc3RlcHMYAyADKAsyJy5mYXJtLnYxLldvcmtlclJlcG9ydC5EZWZhdWx0U3RlcHNFbnRyeRIjCgViYXRjaBgEIAEoCzIULmZhcm0udjEuQmF0Y2hSZXBvcnQSEAoIY2FwYWNpdHkYBSABKA0aMwoRRGVmYXVsdFN0ZXBzRW50cnkSCwoDa2V5GAEgASgFEg0KBXZhbHVlGAIgASgNOgI4ASJbCgtCYXRjaFJlcG9ydBIdCgVzdGFnZRgBIAEoDjIOLmZhcm0udjEuU3RhZ2USDQoFdGFza3MYAiABKA0SDwoHc2Vjb25kcxgDIAEoARINCgVzdGVwcxgEIAEoDSLtAQoLQmF0Y2hSZWNvcmQSHQoFYmF0Y2gYASABKAsyDi5mYXJtLnYxLkJhdGNoEhEKCWl0ZW1zX2tleRgCIAEoCRITCgtmaW5nZXJwcmludBgDIAEoCRISCgpuZXh0X2luZGV4GAQgASgNEhEKCWluX2ZsaWdodBgFIAMoDRITCgtsZWFzZV9vd25lchgGIAEoCRIWCg5sZWFzZV91bnRpbF9tcxgHIAEoAxIYChBjYW5jZWxfcmVxdWVzdGVkGAggASgIEhUKDWVuZGVkX2F0X21hcmsYCSABKA0SEgoKbWFya19hdF9tcxgKIAEoAyJLCg1SZXF1ZXN0UmVjb3JkEg4KBmpvYl9pZBgBIAEoCRITCgtmaW5nZXJwcmludBgCIAEoCRIVCg1jcmVhdGVkX2F0X21zGAMgASgDKiwKBExhbmUSFAoQTEFORV9JTlRFUkFDVElWRRAAEg4KCkxBTkVfQkFUQ0gQAWIGcHJvdG8z", [file_farm_v1_api, file_farm_v1_tensor]);
 
 /**
  * Resolved sampling parameters of a job (bundle defaults applied by the gateway).
@@ -161,6 +161,13 @@ export type StageTask = Message<"farm.v1.StageTask"> & {
    * @generated from field: repeated string bundles = 10;
    */
   bundles: string[];
+
+  /**
+   * The lane the job's tasks travel in, at every hop.
+   *
+   * @generated from field: farm.v1.Lane lane = 11;
+   */
+  lane: Lane;
 };
 
 /**
@@ -254,4 +261,136 @@ export type BatchReport = Message<"farm.v1.BatchReport"> & {
  */
 export const BatchReportSchema: GenMessage<BatchReport> = /*@__PURE__*/
   messageDesc(file_farm_v1_stage, 3);
+
+/**
+ * A batch in the KV bucket farm_batches (key: the batch id). The items themselves are a JSONL object in the store.
+ *
+ * @generated from message farm.v1.BatchRecord
+ */
+export type BatchRecord = Message<"farm.v1.BatchRecord"> & {
+  /**
+   * @generated from field: farm.v1.Batch batch = 1;
+   */
+  batch?: Batch | undefined;
+
+  /**
+   * Object key of the batch's items, one BatchItem (protobuf JSON) per line; written before this record.
+   *
+   * @generated from field: string items_key = 2;
+   */
+  itemsKey: string;
+
+  /**
+   * Hash of what was submitted, to tell a resubmission (same batch) from a conflicting one (ALREADY_EXISTS).
+   *
+   * @generated from field: string fingerprint = 3;
+   */
+  fingerprint: string;
+
+  /**
+   * Items before this index have been submitted as jobs.
+   *
+   * @generated from field: uint32 next_index = 4;
+   */
+  nextIndex: number;
+
+  /**
+   * Submitted items that have not ended yet.
+   *
+   * @generated from field: repeated uint32 in_flight = 5;
+   */
+  inFlight: number[];
+
+  /**
+   * The gateway driving the batch, and until when its lease holds (ms since epoch); another gateway takes over
+   * a batch whose lease ran out.
+   *
+   * @generated from field: string lease_owner = 6;
+   */
+  leaseOwner: string;
+
+  /**
+   * @generated from field: int64 lease_until_ms = 7;
+   */
+  leaseUntilMs: bigint;
+
+  /**
+   * @generated from field: bool cancel_requested = 8;
+   */
+  cancelRequested: boolean;
+
+  /**
+   * Items ended at the last ETA update, and when; the ETA follows the batch's own throughput.
+   *
+   * @generated from field: uint32 ended_at_mark = 9;
+   */
+  endedAtMark: number;
+
+  /**
+   * @generated from field: int64 mark_at_ms = 10;
+   */
+  markAtMs: bigint;
+};
+
+/**
+ * Describes the message farm.v1.BatchRecord.
+ * Use `create(BatchRecordSchema)` to create a new message.
+ */
+export const BatchRecordSchema: GenMessage<BatchRecord> = /*@__PURE__*/
+  messageDesc(file_farm_v1_stage, 4);
+
+/**
+ * An idempotency key's record in the KV bucket farm_requests (key: hash of the request_id).
+ *
+ * @generated from message farm.v1.RequestRecord
+ */
+export type RequestRecord = Message<"farm.v1.RequestRecord"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * Hash of the request without its request_id: the same id with other parameters is ALREADY_EXISTS.
+   *
+   * @generated from field: string fingerprint = 2;
+   */
+  fingerprint: string;
+
+  /**
+   * @generated from field: int64 created_at_ms = 3;
+   */
+  createdAtMs: bigint;
+};
+
+/**
+ * Describes the message farm.v1.RequestRecord.
+ * Use `create(RequestRecordSchema)` to create a new message.
+ */
+export const RequestRecordSchema: GenMessage<RequestRecord> = /*@__PURE__*/
+  messageDesc(file_farm_v1_stage, 5);
+
+/**
+ * Each pool has one subject and durable consumer per lane: farm.tasks.<pool> (pool-<pool>) for interactive jobs,
+ * farm.tasks.<pool>.batch (pool-<pool>-batch) for batch items. Workers take interactive work first.
+ *
+ * @generated from enum farm.v1.Lane
+ */
+export enum Lane {
+  /**
+   * @generated from enum value: LANE_INTERACTIVE = 0;
+   */
+  INTERACTIVE = 0,
+
+  /**
+   * @generated from enum value: LANE_BATCH = 1;
+   */
+  BATCH = 1,
+}
+
+/**
+ * Describes the enum farm.v1.Lane.
+ */
+export const LaneSchema: GenEnum<Lane> = /*@__PURE__*/
+  enumDesc(file_farm_v1_stage, 0);
 
