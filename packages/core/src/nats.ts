@@ -54,6 +54,11 @@ export async function connectFarm(url: string, name: string, opts: { jobTtlSecon
   return { nc, js: jetstream(nc), jsm, jobs };
 }
 
+/** Opens a KV bucket of the farm's records, creating it when missing (an existing bucket keeps its first TTL). */
+export function openBucket(nc: NatsConnection, name: string, ttlSeconds: number): Promise<KV> {
+  return new Kvm(nc).create(name, { history: 1, ttl: ttlSeconds * 1000, storage: StorageType.File });
+}
+
 async function ensureTaskStream(jsm: JetStreamManager): Promise<void> {
   const config = {
     name: TASK_STREAM,

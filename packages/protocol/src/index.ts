@@ -6,3 +6,5 @@ export { grpcServiceDefinition, decodeFailure } from "./grpc-service.js";
 export { farmFileDescriptors } from "./descriptor-set.js";
 export { stageName, stagePool, stageOutputSize, type Pool } from "./stages.js";
 export { create, fromBinary, toBinary, clone, toJson, toJsonString, fromJsonString } from "@bufbuild/protobuf";
+export type { Message } from "@bufbuild/protobuf";
+export type { GenMessage } from "@bufbuild/protobuf/codegenv2";

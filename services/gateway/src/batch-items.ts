@@ -45,7 +45,8 @@ export class BatchItems {
     try {
       text = (await this.store.get(req.manifestKey)).toString("utf8");
     } catch (err) {
-      if (/not ?found|NoSuchKey/i.test(String(err))) throw FarmError.invalid(`manifest_key ${JSON.stringify(req.manifestKey)} does not exist in the bucket`);
+      if (/not ?found|NoSuchKey/i.test(String(err)))
+        throw FarmError.invalid(`manifest_key ${JSON.stringify(req.manifestKey)} does not exist in the bucket`);
       throw err;
     }
     const items = parseJsonl(text);

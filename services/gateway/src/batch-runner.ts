@@ -134,7 +134,15 @@ export class BatchRunner {
       if (job && isTerminal(job)) ended.set(index, resultOf(items[index]!, job));
       else if (record.cancelRequested) {
         if (job) await this.opts.cancelJob(jobId, "the batch was cancelled");
-        else ended.set(index, create(BatchItemResultSchema, { customId: items[index]!.customId, state: JobState.CANCELLED, error: "the batch was cancelled" }));
+        else
+          ended.set(
+            index,
+            create(BatchItemResultSchema, {
+              customId: items[index]!.customId,
+              state: JobState.CANCELLED,
+              error: "the batch was cancelled",
+            }),
+          );
       } else if (!job) {
         const outcome = await this.submit(batchId, index, items[index]!);
         if (outcome instanceof Error) ended.set(index, failed(items[index]!, outcome));
@@ -213,7 +221,8 @@ export class BatchRunner {
       chunk.forEach((result, k) => {
         const item = items[start + k]!;
         if (!result) cancelled++;
-        const line = result ?? create(BatchItemResultSchema, { customId: item.customId, state: JobState.CANCELLED, error: "the batch was cancelled" });
+        const line =
+          result ?? create(BatchItemResultSchema, { customId: item.customId, state: JobState.CANCELLED, error: "the batch was cancelled" });
         lines.push(toJsonString(BatchItemResultSchema, line, { useProtoFieldName: true }));
       });
     }

@@ -13,6 +13,8 @@ export interface GatewayConfig extends CommonConfig {
   readonly maxQueuedTasks: number;
   /** ... or when its ETA would pass UNCLIP_MAX_QUEUE_SECONDS (default 3600; 0 = no limit on the ETA). */
   readonly maxQueueSeconds: number;
+  /** Most items of one batch in flight at once (UNCLIP_BATCH_IN_FLIGHT, default 64): its share of the batch lane. */
+  readonly batchInFlight: number;
   readonly forceMs: number;
 }
 
@@ -24,6 +26,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     jobTtlSeconds: int(env, "UNCLIP_JOB_TTL_S", 7 * 24 * 3600, 60, 365 * 24 * 3600),
     maxQueuedTasks: int(env, "UNCLIP_MAX_QUEUED_TASKS", 10_000, 1, 10_000_000),
     maxQueueSeconds: int(env, "UNCLIP_MAX_QUEUE_SECONDS", 3_600, 0, 30 * 24 * 3600),
+    batchInFlight: int(env, "UNCLIP_BATCH_IN_FLIGHT", 64, 1, 10_000),
     forceMs: int(env, "UNCLIP_SHUTDOWN_FORCE_MS", 30_000, 1_000, 3_600_000),
   };
 }

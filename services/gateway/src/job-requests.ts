@@ -35,7 +35,9 @@ export async function prepareEdit(req: EditImageRequest): Promise<Admission> {
   const image = await validateImage(req.image, "image");
   const mask = await validateImage(req.mask, "mask");
   if (Math.abs(image.width / image.height - mask.width / mask.height) > 0.01) {
-    throw FarmError.invalid(`mask is ${mask.width}x${mask.height} but image is ${image.width}x${image.height}: they need the same aspect ratio`);
+    throw FarmError.invalid(
+      `mask is ${mask.width}x${mask.height} but image is ${image.width}x${image.height}: they need the same aspect ratio`,
+    );
   }
   return {
     kind: JobKind.EDIT,

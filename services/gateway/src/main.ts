@@ -17,6 +17,7 @@ import {
 import { farmFileDescriptors, grpcServiceDefinition, UnclipService, type Pool } from "@unclip/protocol";
 import { loadGatewayConfig, type GatewayConfig } from "./config.js";
 import { AdmissionGate } from "./admission-gate.js";
+import { batchServices } from "./batch-services.js";
 import { JobAdmission } from "./job-admission.js";
 import { ServiceRates } from "./service-rates.js";
 import { unclipService } from "./unclip-service.js";
@@ -105,10 +106,14 @@ try {
     config,
   );
   const admission = new JobAdmission(conn, store, gate, rates);
+  const { requestLedger, batchService, batchRunner } = await batchServices(conn, store, admission, config, log, registry);
 
   const deadLetters = watchDeadLetters(conn, log);
   const server = new Server();
-  server.addService(grpcServiceDefinition(UnclipService), unclipService(conn, store, admission, log, { requests, jobs }));
+  server.addService(
+    grpcServiceDefinition(UnclipService),
+    unclipService(conn, store, admission, requestLedger, batchService, log, { requests, jobs }),
+  );
   const health = new HealthImplementation({ "": "SERVING", [UnclipService.typeName]: "SERVING" });
   health.addToServer(server);
   // Reflection reads only fileDescriptorProtos; proto-loader's own loaders would merge the files into one.
@@ -152,6 +157,7 @@ try {
     .add("metrics server", () => new Promise((resolve) => metrics.server.close(resolve)))
     .add("dead letters", () => deadLetters.unsubscribe())
     .add("worker reports", () => reports.unsubscribe())
+    .add("batch runner", () => batchRunner.stop())
     .add("nats", () => conn.nc.drain());
   log.info({ grpcPort, metricsPort: metrics.port, nats: config.natsUrl, s3: config.s3.endpoint }, `${SERVICE} ready`);
 } catch (err) {

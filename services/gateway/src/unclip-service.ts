@@ -8,34 +8,35 @@ import {
 } from "@grpc/grpc-js";
 import {
   create,
+  toBinary,
+  CreateVariationsRequestSchema,
+  EditImageRequestSchema,
+  GenerateRequestSchema,
   JobEventSchema,
   JobKind,
   JobState,
   QueuedSchema,
-  Stage,
+  type CancelBatchRequest,
   type CancelJobRequest,
-  type CreateVariationsRequest,
-  type EditImageRequest,
-  type GenerateRequest,
+  type GetBatchRequest,
   type GetJobRequest,
   type Job,
   type JobEvent,
+  type ListBatchItemsRequest,
+  type SubmitBatchRequest,
+  type GenMessage,
+  type Message,
   decodeFailure,
 } from "@unclip/protocol";
-import {
-  CANCEL_SUBJECT,
-  FarmError,
-  isTerminal,
-  publishEvent,
-  toFarmError,
-  type FarmConnection,
-  type Logger,
-  type ObjectStore,
-} from "@unclip/core";
+import { FarmError, isTerminal, toFarmError, type FarmConnection, type Logger, type ObjectStore } from "@unclip/core";
 import type { Counter } from "prom-client";
+import type { BatchService } from "./batch-service.js";
 import type { JobAdmission, Admission } from "./job-admission.js";
+import { cancelJob } from "./job-cancel.js";
 import { followJob, withImageUrls } from "./job-events.js";
-import { upscaleRoute, validateCommon, validateImage, validateJobId, validatePrompt } from "./request-validation.js";
+import { prepareEdit, prepareGenerate, prepareVariations } from "./job-requests.js";
+import { sha256, type RequestLedger } from "./request-ledger.js";
+import { validateJobId, validateRequestId } from "./request-validation.js";
 
 export interface ServiceMetrics {
   requests: Counter<"method" | "code">;
@@ -47,6 +48,8 @@ export function unclipService(
   conn: FarmConnection,
   store: ObjectStore,
   admission: JobAdmission,
+  requests: RequestLedger,
+  batches: BatchService,
   log: Logger,
   metrics: ServiceMetrics,
 ): UntypedServiceImplementation {
@@ -62,33 +65,48 @@ export function unclipService(
     return { code: e.code, details: e.message, metadata };
   };
 
-  /** Validates, admits and streams a job until its terminal event. */
+  /**
+   * Validates, admits and streams a job until its terminal event. With a request_id, the first call claims the id
+   * and admits the job; a retry with the same id and parameters follows that job instead (no new work).
+   */
   const streamJob =
-    <Req>(method: string, prepare: (req: Req) => Promise<Admission>) =>
+    <Req extends { requestId: string }>(method: string, schema: GenMessage<Req & Message>, prepare: (req: Req) => Promise<Admission>) =>
     async (call: ServerWritableStream<Req, JobEvent>) => {
       const closed = new AbortController();
       // A client that goes away stops following the job; the job itself runs on (GetJob, WatchJob).
       call.on("cancelled", () => closed.abort());
       try {
-        const a = await prepare(decoded(call.request));
-        const jobId = admission.newJobId();
+        const req = decoded(call.request);
+        const requestId = validateRequestId(req.requestId);
+        const a = await prepare(req);
+        let jobId = admission.newJobId();
+        const held = requestId
+          ? await requests.claim(requestId, sha256(toBinary(schema, { ...req, requestId: "" } as Req & Message)), jobId)
+          : undefined;
+        if (held) jobId = held;
+        const delivery = { urlTtlSeconds: a.params.urlTtlSeconds, includeBytes: a.params.includeBytes };
         await followJob(
           conn,
           jobs,
           store,
           jobId,
-          { urlTtlSeconds: a.params.urlTtlSeconds, includeBytes: a.params.includeBytes },
+          delivery,
           (event) => write(call, event),
           closed.signal,
           async () => {
-            const { job, etaSeconds } = await admission.admit(jobId, a);
-            metrics.jobs.inc({ kind: JobKind[a.kind]!.toLowerCase() });
-            log.info({ jobId, kind: JobKind[a.kind], images: a.params.numImages, size: a.params.size, etaSeconds }, "job admitted");
-            return create(JobEventSchema, {
-              jobId,
-              atMs: BigInt(Date.now()),
-              event: { case: "queued", value: create(QueuedSchema, { job, etaSeconds }) },
-            });
+            if (held) {
+              log.info({ jobId, requestId }, "request retried: following its job");
+              return queuedEvent((await jobs.get(jobId))!, 0);
+            }
+            try {
+              const { job, etaSeconds } = await admission.admit(jobId, a);
+              metrics.jobs.inc({ kind: JobKind[a.kind]!.toLowerCase() });
+              log.info({ jobId, kind: JobKind[a.kind], images: a.params.numImages, size: a.params.size, etaSeconds }, "job admitted");
+              return queuedEvent(job, etaSeconds);
+            } catch (err) {
+              if (requestId) await requests.release(requestId, jobId);
+              throw err;
+            }
           },
         );
         metrics.requests.inc({ method, code: "OK" });
@@ -99,14 +117,14 @@ export function unclipService(
     };
 
   const unary =
-    <Req>(method: string, handle: (req: Req) => Promise<Job>) =>
-    (call: ServerUnaryCall<Req, Job>, callback: sendUnaryData<Job>) => {
+    <Req, Res>(method: string, handle: (req: Req) => Promise<Res>) =>
+    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       Promise.resolve()
         .then(() => handle(decoded(call.request)))
         .then(
-          (job) => {
+          (response) => {
             metrics.requests.inc({ method, code: "OK" });
-            callback(null, job);
+            callback(null, response);
           },
           (err) => callback(fail(method, err)),
         );
@@ -119,43 +137,9 @@ export function unclipService(
   };
 
   return {
-    generate: streamJob("Generate", async (req: GenerateRequest) => {
-      const prompt = validatePrompt(req.prompt);
-      const params = validateCommon(req);
-      return { kind: JobKind.GENERATE, prompt, params, route: [Stage.PRIOR, Stage.DECODER, ...upscaleRoute(params.size)] };
-    }),
-
-    createVariations: streamJob("CreateVariations", async (req: CreateVariationsRequest) => {
-      const params = validateCommon(req);
-      await validateImage(req.image, "image");
-      return {
-        kind: JobKind.VARIATIONS,
-        prompt: "",
-        params,
-        route: [Stage.IMAGE_ENCODE, Stage.DECODER, ...upscaleRoute(params.size)],
-        source: req.image,
-      };
-    }),
-
-    editImage: streamJob("EditImage", async (req: EditImageRequest) => {
-      const prompt = validatePrompt(req.prompt);
-      const params = validateCommon(req);
-      const image = await validateImage(req.image, "image");
-      const mask = await validateImage(req.mask, "mask");
-      if (Math.abs(image.width / image.height - mask.width / mask.height) > 0.01) {
-        throw FarmError.invalid(
-          `mask is ${mask.width}x${mask.height} but image is ${image.width}x${image.height}: they need the same aspect ratio`,
-        );
-      }
-      return {
-        kind: JobKind.EDIT,
-        prompt,
-        params,
-        route: [Stage.PRIOR, Stage.DECODER, ...upscaleRoute(params.size)],
-        source: req.image,
-        mask: req.mask,
-      };
-    }),
+    generate: streamJob("Generate", GenerateRequestSchema, prepareGenerate),
+    createVariations: streamJob("CreateVariations", CreateVariationsRequestSchema, prepareVariations),
+    editImage: streamJob("EditImage", EditImageRequestSchema, prepareEdit),
 
     watchJob: async (call: ServerWritableStream<GetJobRequest, JobEvent>) => {
       const closed = new AbortController();
@@ -179,20 +163,18 @@ export function unclipService(
       if (isTerminal(before)) {
         throw new FarmError(status.FAILED_PRECONDITION, `job ${before.jobId} already ended (${JobState[before.state]!.toLowerCase()})`);
       }
-      const job = await jobs.update(before.jobId, (j) => {
-        if (isTerminal(j)) return undefined;
-        j.state = JobState.CANCELLED;
-        j.error = "cancelled by the client";
-        return j;
-      });
+      const job = await cancelJob(conn, jobs, before.jobId, "cancelled by the client");
       if (!job || job.state !== JobState.CANCELLED) {
         throw new FarmError(status.FAILED_PRECONDITION, `job ${before.jobId} ended before it could be cancelled`);
       }
-      conn.nc.publish(CANCEL_SUBJECT, job.jobId);
-      publishEvent(conn.nc, job.jobId, { case: "cancelled", value: job });
       log.info({ jobId: job.jobId }, "job cancelled");
       return job;
     }),
+
+    submitBatch: unary("SubmitBatch", (req: SubmitBatchRequest) => batches.submit(req)),
+    getBatch: unary("GetBatch", (req: GetBatchRequest) => batches.get(req)),
+    listBatchItems: unary("ListBatchItems", (req: ListBatchItemsRequest) => batches.list(req)),
+    cancelBatch: unary("CancelBatch", (req: CancelBatchRequest) => batches.cancel(req)),
   };
 }
 
@@ -206,5 +188,13 @@ function write(call: ServerWritableStream<unknown, JobEvent>, event: JobEvent): 
   return new Promise((resolve) => {
     if (call.write(event)) resolve();
     else call.once("drain", resolve);
+  });
+}
+
+function queuedEvent(job: Job, etaSeconds: number): JobEvent {
+  return create(JobEventSchema, {
+    jobId: job.jobId,
+    atMs: BigInt(Date.now()),
+    event: { case: "queued", value: create(QueuedSchema, { job, etaSeconds }) },
   });
 }
