@@ -11,7 +11,7 @@ import {
   type BatchRecord,
   type Job,
 } from "@unclip/protocol";
-import type { Counter } from "prom-client";
+import type { Counter, Gauge } from "prom-client";
 import { resultsKey, type BatchItems } from "./batch-items.js";
 import type { BatchStore } from "./batch-store.js";
 import type { JobAdmission } from "./job-admission.js";
@@ -34,6 +34,8 @@ export interface BatchRunnerOptions {
 export interface BatchMetrics {
   items: Counter<"outcome">;
   batches: Counter<"state">;
+  /** Batches running, as this gateway last counted them. */
+  running: Gauge;
 }
 
 /** An item's job id: the same for every gateway and every attempt, so a re-admission cannot double the work. */
@@ -86,6 +88,7 @@ export class BatchRunner {
     let ids: string[];
     try {
       ids = await this.batches.running();
+      this.metrics.running.set(ids.length);
     } catch (err) {
       this.log.warn({ err }, "could not list the running batches");
       return;

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { openBucket, type FarmConnection, type Logger, type ObjectStore } from "@unclip/core";
-import { Counter, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import { BatchItems } from "./batch-items.js";
 import { BatchRunner } from "./batch-runner.js";
 import { BatchService } from "./batch-service.js";
@@ -41,6 +41,7 @@ export async function batchServices(
       labelNames: ["state"],
       registers: [registry],
     }),
+    running: new Gauge({ name: "unclip_batches_running", help: "Batches running (any gateway's count).", registers: [registry] }),
   };
   const batchRunner = new BatchRunner(
     batchStore,

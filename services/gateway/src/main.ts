@@ -8,13 +8,14 @@ import {
   createLogger,
   createRegistry,
   ObjectStore,
+  LANES,
   poolBacklog,
   serveMetrics,
   Shutdown,
   subscribeWorkerReports,
   watchDeadLetters,
 } from "@unclip/core";
-import { farmFileDescriptors, grpcServiceDefinition, UnclipService, type Pool } from "@unclip/protocol";
+import { farmFileDescriptors, grpcServiceDefinition, Lane, UnclipService, type Pool } from "@unclip/protocol";
 import { loadGatewayConfig, type GatewayConfig } from "./config.js";
 import { AdmissionGate } from "./admission-gate.js";
 import { batchServices } from "./batch-services.js";
@@ -53,30 +54,33 @@ try {
     labelNames: ["kind"],
     registers: [registry],
   });
-  // One consumer-info query per pool and scrape feeds both gauges.
-  let backlogs: Promise<Map<Pool, { pending: number; inFlight: number }>> | undefined;
+  // One consumer-info query per pool, lane and scrape feeds both gauges.
+  type LaneBacklog = { pool: Pool; lane: string; pending: number; inFlight: number };
+  let backlogs: Promise<LaneBacklog[]> | undefined;
   const readBacklogs = () => {
-    backlogs ??= Promise.all(POOLS.map(async (pool) => [pool, await poolBacklog(conn.jsm, pool)] as const))
-      .then((entries) => new Map(entries))
-      .finally(() => setTimeout(() => (backlogs = undefined), 1000).unref());
+    backlogs ??= Promise.all(
+      POOLS.flatMap((pool) =>
+        LANES.map(async (lane) => ({ pool, lane: Lane[lane]!.toLowerCase(), ...(await poolBacklog(conn.jsm, pool, lane)) })),
+      ),
+    ).finally(() => setTimeout(() => (backlogs = undefined), 1000).unref());
     return backlogs;
   };
   new Gauge({
     name: "unclip_queue_backlog_tasks",
-    help: "Tasks waiting in each pool's queue (not yet delivered to a worker): the autoscaling signal.",
-    labelNames: ["pool"],
+    help: "Tasks waiting in each pool's lane (interactive or batch), not yet delivered to a worker.",
+    labelNames: ["pool", "lane"],
     registers: [registry],
     async collect() {
-      for (const [pool, b] of await readBacklogs()) this.set({ pool }, b.pending);
+      for (const b of await readBacklogs()) this.set({ pool: b.pool, lane: b.lane }, b.pending);
     },
   });
   new Gauge({
     name: "unclip_queue_in_flight_tasks",
-    help: "Tasks delivered to a pool's workers and not yet acknowledged.",
-    labelNames: ["pool"],
+    help: "Tasks of each pool's lane delivered to its workers and not yet acknowledged (pending + in flight is the KEDA lag).",
+    labelNames: ["pool", "lane"],
     registers: [registry],
     async collect() {
-      for (const [pool, b] of await readBacklogs()) this.set({ pool }, b.inFlight);
+      for (const b of await readBacklogs()) this.set({ pool: b.pool, lane: b.lane }, b.inFlight);
     },
   });
 

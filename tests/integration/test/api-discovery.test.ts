@@ -100,7 +100,8 @@ describe("a client with nothing but the server", () => {
     }
     const gateway = await scrape("gateway");
     expect(series(gateway, "unclip_grpc_requests_total", { method: "Generate", code: "OK" })[0]).toBeGreaterThan(0);
-    expect(series(gateway, "unclip_queue_backlog_tasks", { pool: "decoder" })).toEqual([0]);
+    expect(series(gateway, "unclip_queue_backlog_tasks", { pool: "decoder" })).toEqual([0, 0]);
+    expect(series(gateway, "unclip_queue_backlog_tasks", { pool: "decoder", lane: "batch" })).toEqual([0]);
     expect(gateway).not.toMatch(/nodejs_active_handles_total/);
     for (const pool of ["prior", "decoder"] as const) {
       const text = await scrape(pool);

@@ -687,7 +687,7 @@ export const StageFinishedSchema: GenMessage<StageFinished> = /*@__PURE__*/
  */
 export type SubmitBatchRequest = Message<"farm.v1.SubmitBatchRequest"> & {
   /**
-   * Chosen by the client (1..128 characters of A-Z a-z 0-9 - _ .); resubmitting an existing id returns that batch
+   * Chosen by the client (1..128 characters of A-Z a-z 0-9 _ -); resubmitting an existing id returns that batch
    * and starts no new work.
    *
    * @generated from field: string batch_id = 1;
