@@ -1,3 +1,5 @@
+import type { NatsSettings } from "./nats.js";
+
 /**
  * Typed configuration from environment variables. Every process compiles its options once at start
  * (`loadXConfig(env = process.env)`); a bad value stops startup with a message that names the variable.
@@ -10,6 +12,12 @@ export class ConfigError extends Error {
 /** Every variable any farm process reads; a process refuses UNCLIP_* names outside this list. */
 export const KNOWN_VARIABLES = new Set([
   "UNCLIP_NATS_URL",
+  "UNCLIP_NATS_REPLICAS",
+  "UNCLIP_NATS_USER",
+  "UNCLIP_NATS_PASSWORD",
+  "UNCLIP_NATS_TOKEN",
+  "UNCLIP_NATS_CREDS",
+  "UNCLIP_INTRA_OP_THREADS",
   "UNCLIP_S3_ENDPOINT",
   "UNCLIP_S3_PUBLIC_ENDPOINT",
   "UNCLIP_S3_ACCESS_KEY",
@@ -89,6 +97,8 @@ export function url(env: Env, name: string, fallback: string): string {
 /** Settings every farm process shares: where NATS and the object store are, logging and metrics. */
 export interface CommonConfig {
   readonly natsUrl: string;
+  /** NATS URL, credentials and the replicas of the farm's streams and buckets. */
+  readonly nats: NatsSettings;
   readonly s3: S3Config;
   readonly logLevel: "debug" | "info" | "warn" | "error";
   /** Port of the /metrics HTTP server; 0 picks a free one. */
@@ -109,8 +119,20 @@ export interface S3Config {
 export function loadCommonConfig(env: Env, defaultMetricsPort: number): CommonConfig {
   rejectUnknownVariables(env);
   const endpoint = url(env, "UNCLIP_S3_ENDPOINT", "http://127.0.0.1:4568");
+  const natsUrl = str(env, "UNCLIP_NATS_URL", "nats://127.0.0.1:4222");
+  const user = env.UNCLIP_NATS_USER || undefined;
+  const pass = env.UNCLIP_NATS_PASSWORD || undefined;
+  if ((user === undefined) !== (pass === undefined)) throw new ConfigError("UNCLIP_NATS_USER and UNCLIP_NATS_PASSWORD go together: set both or neither");
   return {
-    natsUrl: str(env, "UNCLIP_NATS_URL", "nats://127.0.0.1:4222"),
+    natsUrl,
+    nats: {
+      url: natsUrl,
+      replicas: int(env, "UNCLIP_NATS_REPLICAS", 1, 1, 5),
+      user,
+      pass,
+      token: env.UNCLIP_NATS_TOKEN || undefined,
+      credsFile: env.UNCLIP_NATS_CREDS || undefined,
+    },
     s3: {
       endpoint,
       publicEndpoint: url(env, "UNCLIP_S3_PUBLIC_ENDPOINT", endpoint),

@@ -7,7 +7,7 @@ export { publishEvent, subscribeEvents } from "./events.js";
 export { failJob, recordImage } from "./job-progress.js";
 export { watchDeadLetters } from "./dead-letters.js";
 export { ObjectStore, renderKey, inputKey } from "./object-store.js";
-export { createRegistry, serveMetrics, WorkerMetrics } from "./metrics.js";
+export { createRegistry, renderMetrics, serveMetrics, WorkerMetrics } from "./metrics.js";
 export { Shutdown } from "./shutdown.js";
 export { StageWorker, type StageHandler, type StageOutput, type TaskContext, type StageWorkerOptions } from "./stage-worker.js";
 export { runWorker, loadWorkerConfig, type WorkerConfig } from "./worker-main.js";

@@ -14,7 +14,36 @@ export function createRegistry(service: string, labels: Record<string, string> =
   for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
     registry.removeSingleMetric(name);
   }
+  new Counter({
+    name: COLLECTION_ERRORS,
+    help: "Metrics that could not be collected for a scrape (e.g. queue gauges while NATS is unreachable); the scrape itself still succeeds.",
+    labelNames: ["metric"],
+    registers: [registry],
+  });
   return registry;
+}
+
+const COLLECTION_ERRORS = "unclip_metrics_collection_errors_total";
+
+/**
+ * Renders every metric on its own, so one whose collection fails (a gauge that reads NATS during an outage) is
+ * left out of this scrape and counted, instead of failing the whole scrape: the alerts need the rest most then.
+ */
+export async function renderMetrics(registry: Registry): Promise<string> {
+  const errors = registry.getSingleMetric(COLLECTION_ERRORS) as Counter<"metric"> | undefined;
+  const parts = await Promise.all(
+    registry.getMetricsAsArray().map(async (metric) => {
+      if (metric.name === COLLECTION_ERRORS) return undefined;
+      try {
+        return await registry.getSingleMetricAsString(metric.name);
+      } catch {
+        errors?.inc({ metric: metric.name });
+        return undefined;
+      }
+    }),
+  );
+  if (errors) parts.push(await registry.getSingleMetricAsString(COLLECTION_ERRORS));
+  return `${parts.filter((p) => p !== undefined).join("\n\n")}\n`;
 }
 
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -92,8 +121,7 @@ export async function serveMetrics(
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.url === "/metrics") {
-      registry
-        .metrics()
+      renderMetrics(registry)
         .then((text) => {
           res.writeHead(200, { "Content-Type": registry.contentType });
           res.end(text);

@@ -1,4 +1,5 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { readFile } from "node:fs/promises";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -33,6 +34,8 @@ export interface FarmConnection {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly jobs: KV;
+  /** Replicas of the farm's streams and buckets on this server or cluster. */
+  readonly replicas: number;
 }
 
 export interface ConsumerSettings {
@@ -42,26 +45,74 @@ export interface ConsumerSettings {
   maxDeliver: number;
 }
 
-export async function connectFarm(url: string, name: string, opts: { jobTtlSeconds?: number } = {}): Promise<FarmConnection> {
-  const nc = await connect({ servers: url, name, maxReconnectAttempts: -1 });
-  const jsm = await jetstreamManager(nc);
-  await ensureTaskStream(jsm);
-  const jobs = await new Kvm(nc).create(JOB_BUCKET, {
-    history: 1,
-    ttl: (opts.jobTtlSeconds ?? 7 * 24 * 3600) * 1000,
-    storage: StorageType.File,
+/** Where NATS is and how to log in; a bare URL string means no credentials and one replica. */
+export interface NatsSettings {
+  readonly url: string;
+  /** Replicas of the farm's streams and KV buckets (UNCLIP_NATS_REPLICAS: 1 on one server, 3 on a cluster). */
+  readonly replicas?: number;
+  readonly user?: string;
+  readonly pass?: string;
+  readonly token?: string;
+  /** A .creds file (JWT and nkey seed) for decentralised auth. */
+  readonly credsFile?: string;
+}
+
+const DEFAULT_JOB_TTL_S = 7 * 24 * 3600;
+
+/**
+ * Connects and makes sure the task stream and the job bucket exist. Only the process that owns a setting enforces it
+ * on an existing stream or bucket (`owner`: the gateway, which is configured with the job TTL), so the TTL does not
+ * depend on which process started first and a worker with defaults cannot undo it.
+ */
+export async function connectFarm(
+  nats: string | NatsSettings,
+  name: string,
+  opts: { jobTtlSeconds?: number; owner?: boolean } = {},
+): Promise<FarmConnection> {
+  const settings: NatsSettings = typeof nats === "string" ? { url: nats } : nats;
+  const authenticator = settings.credsFile ? credsAuthenticator(await readFile(settings.credsFile)) : undefined;
+  const nc = await connect({
+    servers: settings.url,
+    name,
+    maxReconnectAttempts: -1,
+    user: settings.user,
+    pass: settings.pass,
+    token: settings.token,
+    authenticator,
   });
-  return { nc, js: jetstream(nc), jsm, jobs };
+  const jsm = await jetstreamManager(nc);
+  const replicas = settings.replicas ?? 1;
+  await ensureTaskStream(jsm, replicas);
+  const jobs = await openBucket(nc, jsm, JOB_BUCKET, { ttlSeconds: opts.jobTtlSeconds ?? DEFAULT_JOB_TTL_S, replicas, enforce: opts.owner });
+  return { nc, js: jetstream(nc), jsm, jobs, replicas };
 }
 
-/** Opens a KV bucket of the farm's records, creating it when missing (an existing bucket keeps its first TTL). */
-export function openBucket(nc: NatsConnection, name: string, ttlSeconds: number): Promise<KV> {
-  return new Kvm(nc).create(name, { history: 1, ttl: ttlSeconds * 1000, storage: StorageType.File });
+/**
+ * Opens a KV bucket of the farm's records, creating it when missing. With `enforce`, an existing bucket's TTL and
+ * replicas are brought to these values (KV create only opens an existing bucket, keeping what its creator chose).
+ */
+export async function openBucket(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  name: string,
+  opts: { ttlSeconds: number; replicas: number; enforce?: boolean },
+): Promise<KV> {
+  const kv = await new Kvm(nc).create(name, { history: 1, ttl: opts.ttlSeconds * 1000, storage: StorageType.File, replicas: opts.replicas });
+  if (opts.enforce) {
+    const stream = `KV_${name}`;
+    const config = (await jsm.streams.info(stream)).config;
+    const maxAge = opts.ttlSeconds * 1_000_000_000;
+    if (config.max_age !== maxAge || config.num_replicas !== opts.replicas) {
+      await jsm.streams.update(stream, { ...config, max_age: maxAge, num_replicas: opts.replicas });
+    }
+  }
+  return kv;
 }
 
-async function ensureTaskStream(jsm: JetStreamManager): Promise<void> {
+async function ensureTaskStream(jsm: JetStreamManager, replicas: number): Promise<void> {
   const config = {
     name: TASK_STREAM,
+    num_replicas: replicas,
     subjects: ["farm.tasks.>"],
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,

@@ -12,6 +12,8 @@ export interface WorkerConfig extends CommonConfig {
   /** Model bundle directory (UNCLIP_BUNDLE). */
   readonly bundle: string;
   readonly executionProvider: "cpu" | "cuda";
+  /** ONNX Runtime intra-op threads per session (UNCLIP_INTRA_OP_THREADS; 0 = ONNX Runtime's default, every core). */
+  readonly intraOpThreads: number;
   readonly forceMs: number;
 }
 
@@ -22,6 +24,7 @@ export function loadWorkerConfig(env: Env, defaults: { metricsPort: number; maxB
     ...common,
     bundle: str(env, "UNCLIP_BUNDLE", defaults.bundle),
     executionProvider: oneOf(env, "UNCLIP_EXECUTION_PROVIDER", "cpu", ["cpu", "cuda"] as const),
+    intraOpThreads: int(env, "UNCLIP_INTRA_OP_THREADS", 0, 0, 256),
     forceMs: int(env, "UNCLIP_SHUTDOWN_FORCE_MS", 60_000, 1_000, 3_600_000),
     worker: {
       maxBatch,
@@ -72,7 +75,7 @@ export async function runWorker(
     shutdown.add("metrics server", () => new Promise((resolve) => metrics.server.close(resolve)));
     const store = new ObjectStore(config.s3);
     await store.ensureBucket();
-    conn = await connectFarm(config.natsUrl, `${service}-${config.worker.workerName}`);
+    conn = await connectFarm(config.nats, `${service}-${config.worker.workerName}`);
     const handler = await makeHandler({ config, env, log, store });
     worker = new StageWorker(conn, store, handler, config.worker, log, new WorkerMetrics(registry));
     // Order matters: stop taking tasks and finish in-flight ones before closing the model and the connection.

@@ -9,10 +9,12 @@ export async function createSession(
   modelPath: string,
   provider: "cpu" | "cuda",
   log: Log,
+  intraOpThreads?: number,
 ): Promise<{ session: ort.InferenceSession; provider: "cpu" | "cuda" }> {
+  const threads = intraOpThreads ? { intraOpNumThreads: intraOpThreads } : {};
   if (provider === "cuda") {
     try {
-      return { session: await ort.InferenceSession.create(modelPath, { executionProviders: ["cuda"] }), provider: "cuda" };
+      return { session: await ort.InferenceSession.create(modelPath, { ...threads, executionProviders: ["cuda"] }), provider: "cuda" };
     } catch (error) {
       log("upscaler: the CUDA execution provider is not available, running on the CPU", {
         model: modelPath,
@@ -20,5 +22,5 @@ export async function createSession(
       });
     }
   }
-  return { session: await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"] }), provider: "cpu" };
+  return { session: await ort.InferenceSession.create(modelPath, { ...threads, executionProviders: ["cpu"] }), provider: "cpu" };
 }

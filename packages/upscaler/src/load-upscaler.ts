@@ -26,7 +26,7 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
   const log = options.log ?? (() => {});
   const manifest = await readUpscalerManifest(bundleDir);
   const { scale, inputRange } = manifest.upscaler;
-  const { session, provider } = await createSession(path.join(bundleDir, manifest.upscaler.model), options.executionProvider, log);
+  const { session, provider } = await createSession(path.join(bundleDir, manifest.upscaler.model), options.executionProvider, log, options.intraOpThreads);
   if (!session.inputNames.includes(INPUT) || !session.outputNames.includes(OUTPUT)) {
     await session.release();
     throw new UpscalerError(

@@ -38,5 +38,7 @@ export type Log = (msg: string, fields?: object) => void;
 
 export interface LoadOptions {
   executionProvider: "cpu" | "cuda";
+  /** ONNX Runtime intra-op threads (undefined or 0: ONNX Runtime's default, every core). */
+  intraOpThreads?: number;
   log?: Log;
 }

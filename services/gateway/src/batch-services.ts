@@ -22,7 +22,9 @@ export async function batchServices(
   registry: Registry,
 ) {
   const [requestsKv, batchKv, itemKv] = await Promise.all(
-    [REQUEST_BUCKET, BATCH_BUCKET, BATCH_ITEM_BUCKET].map((name) => openBucket(conn.nc, name, config.jobTtlSeconds)),
+    [REQUEST_BUCKET, BATCH_BUCKET, BATCH_ITEM_BUCKET].map((name) =>
+      openBucket(conn.nc, conn.jsm, name, { ttlSeconds: config.jobTtlSeconds, replicas: conn.replicas, enforce: true }),
+    ),
   );
   const jobs = admission.jobs;
   const requestLedger = new RequestLedger(requestsKv!, async (jobId) => (await jobs.get(jobId)) !== undefined);

@@ -38,7 +38,7 @@ const shutdown = new Shutdown(log, config.forceMs).installSignalHandlers();
 
 try {
   const registry = createRegistry(SERVICE);
-  const conn = await connectFarm(config.natsUrl, SERVICE, { jobTtlSeconds: config.jobTtlSeconds });
+  const conn = await connectFarm(config.nats, SERVICE, { jobTtlSeconds: config.jobTtlSeconds, owner: true });
   const store = new ObjectStore(config.s3);
   await store.ensureBucket();
 

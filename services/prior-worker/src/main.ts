@@ -10,6 +10,7 @@ await runWorker(
     const bundle = await loadBundle(config.bundle, {
       sections: ["tokenizer", "clip", "prior"],
       executionProvider: config.executionProvider,
+      intraOpThreads: config.intraOpThreads || undefined,
       log: (msg, fields) => log.info(fields ?? {}, msg),
     });
     return priorHandler(bundle, store);

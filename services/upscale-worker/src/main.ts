@@ -14,6 +14,7 @@ await runWorker("upscale-worker", { metricsPort: 9467, maxBatch: 4, bundle: "esr
       : config.bundle;
   const upscaler = await loadUpscaler(dir, {
     executionProvider: config.executionProvider,
+    intraOpThreads: config.intraOpThreads || undefined,
     log: (msg, fields) => log.info(fields ?? {}, msg),
   });
   const tileSize = int(env, "UNCLIP_UPSCALE_TILE", 128, 16, 4096);
