@@ -3,23 +3,31 @@ import {
   makeGenericClientConstructor,
   Metadata,
   type Client,
+  type CallOptions,
   type ClientReadableStream,
   type ServiceError,
 } from "@grpc/grpc-js";
 import {
   create,
   grpcServiceDefinition,
+  CancelBatchRequestSchema,
   CancelJobRequestSchema,
+  GetBatchRequestSchema,
   GetJobRequestSchema,
+  ListBatchItemsRequestSchema,
   UnclipService,
+  type Batch,
+  type BatchItemResult,
   type CreateVariationsRequest,
   type EditImageRequest,
   type GenerateRequest,
   type Job,
   type JobEvent,
+  type ListBatchItemsResponse,
+  type SubmitBatchRequest,
 } from "@unclip/protocol";
 
-type Unary<Req, Res> = (req: Req, meta: Metadata, cb: (err: ServiceError | null, res: Res) => void) => void;
+type Unary<Req, Res> = (req: Req, meta: Metadata, options: CallOptions, cb: (err: ServiceError | null, res: Res) => void) => void;
 type Streaming<Req> = (req: Req) => ClientReadableStream<JobEvent>;
 
 interface RawClient extends Client {
@@ -29,6 +37,16 @@ interface RawClient extends Client {
   watchJob: Streaming<{ jobId: string }>;
   getJob: Unary<unknown, Job>;
   cancelJob: Unary<unknown, Job>;
+  submitBatch: Unary<SubmitBatchRequest, Batch>;
+  getBatch: Unary<unknown, Batch>;
+  listBatchItems: Unary<unknown, ListBatchItemsResponse>;
+  cancelBatch: Unary<unknown, Batch>;
+}
+
+/** Options of one unary call. */
+export interface UnaryOptions {
+  /** Give up after this many milliseconds (DEADLINE_EXCEEDED); default: no deadline. */
+  timeoutMs?: number;
 }
 
 const RawClient = makeGenericClientConstructor(grpcServiceDefinition(UnclipService), "UnclipService") as unknown as new (
@@ -62,12 +80,44 @@ export class UnclipClient {
     return stream(this.raw.watchJob(create(GetJobRequestSchema, { jobId })));
   }
 
-  getJob(jobId: string): Promise<Job> {
-    return unary(this.raw.getJob.bind(this.raw), create(GetJobRequestSchema, { jobId }));
+  getJob(jobId: string, opts?: UnaryOptions): Promise<Job> {
+    return unary(this.raw.getJob.bind(this.raw), create(GetJobRequestSchema, { jobId }), opts);
   }
 
   cancelJob(jobId: string): Promise<Job> {
     return unary(this.raw.cancelJob.bind(this.raw), create(CancelJobRequestSchema, { jobId }));
+  }
+
+  /** Submits a batch; resubmitting the same batch_id with the same content returns the existing batch. */
+  submitBatch(req: SubmitBatchRequest, opts?: UnaryOptions): Promise<Batch> {
+    return unary(this.raw.submitBatch.bind(this.raw), req, opts);
+  }
+
+  getBatch(batchId: string, opts?: UnaryOptions): Promise<Batch> {
+    return unary(this.raw.getBatch.bind(this.raw), create(GetBatchRequestSchema, { batchId }), opts);
+  }
+
+  /** One page of a batch's items in submission order; pass the previous page's nextPageToken for the next. */
+  listBatchItems(
+    batchId: string,
+    page: { pageSize?: number; pageToken?: string } = {},
+    opts?: UnaryOptions,
+  ): Promise<ListBatchItemsResponse> {
+    return unary(this.raw.listBatchItems.bind(this.raw), create(ListBatchItemsRequestSchema, { batchId, ...page }), opts);
+  }
+
+  /** Every item of a batch in submission order, fetched a page (default 1000 items) at a time. */
+  async *batchItems(batchId: string, pageSize = 1000, opts?: UnaryOptions): AsyncGenerator<BatchItemResult> {
+    let pageToken = "";
+    do {
+      const page = await this.listBatchItems(batchId, { pageSize, pageToken }, opts);
+      yield* page.items;
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+  }
+
+  cancelBatch(batchId: string, opts?: UnaryOptions): Promise<Batch> {
+    return unary(this.raw.cancelBatch.bind(this.raw), create(CancelBatchRequestSchema, { batchId }), opts);
   }
 
   close(): void {
@@ -79,6 +129,7 @@ function stream(call: ClientReadableStream<JobEvent>): AsyncIterable<JobEvent> &
   return { [Symbol.asyncIterator]: () => call[Symbol.asyncIterator]() as AsyncIterator<JobEvent>, cancel: () => call.cancel() };
 }
 
-function unary<Req, Res>(method: Unary<Req, Res>, req: Req): Promise<Res> {
-  return new Promise((resolve, reject) => method(req, new Metadata(), (err, res) => (err ? reject(err) : resolve(res))));
+function unary<Req, Res>(method: Unary<Req, Res>, req: Req, opts: UnaryOptions = {}): Promise<Res> {
+  const options: CallOptions = opts.timeoutMs ? { deadline: Date.now() + opts.timeoutMs } : {};
+  return new Promise((resolve, reject) => method(req, new Metadata(), options, (err, res) => (err ? reject(err) : resolve(res))));
 }

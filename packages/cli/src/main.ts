@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --import tsx
 import { readFile } from "node:fs/promises";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import {
   create,
@@ -8,65 +8,32 @@ import {
   CreateVariationsRequestSchema,
   EditImageRequestSchema,
   JobState,
-  SamplingOptionsSchema,
   toJson,
   JobSchema,
 } from "@unclip/protocol";
 import { UnclipClient } from "./client.js";
 import { RenderProgress } from "./render-progress.js";
 import { formatResult, renderJob, type RenderResult } from "./render-job.js";
-
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected a whole number");
-  return n;
-};
-const num = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError("expected a number");
-  return n;
-};
+import { int, samplingFlags, samplingOptions, seedOption, UsageError, type SamplingFlags } from "./cli-args.js";
+import { registerBatchCommands } from "./batch-commands.js";
 
 const program = new Command("unclip")
   .description("Talk to an unclip-farm gateway over gRPC")
-  .option("-a, --address <host:port>", "gateway address", process.env.UNCLIP_GATEWAY ?? "127.0.0.1:50051");
+  .option("-a, --address <host:port>", "gateway address", process.env.UNCLIP_GATEWAY ?? "127.0.0.1:50051")
+  // Usage errors exit with 2 (help with 0); set before the subcommands, which inherit it.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
 const sampling = (cmd: Command) =>
-  cmd
-    .option("-n, --images <n>", "number of images (1-8)", int, 1)
-    .option("-s, --size <px>", "output size: 64, 256 or 1024", int, 1024)
-    .option("--seed <seed>", "seed of the first image (0 = random)", "0")
-    .option("--prior-steps <n>", "prior diffusion steps (0 = model default)", int, 0)
-    .option("--decoder-steps <n>", "decoder diffusion steps (0 = model default)", int, 0)
-    .option("--prior-guidance <g>", "prior guidance scale (0 = model default)", num, 0)
-    .option("--decoder-guidance <g>", "decoder guidance scale (0 = model default)", num, 0)
-    .option("--sampler <name>", "ddpm or ddim (default: the model's)", "")
-    .option("-o, --out <dir>", "where to write the PNGs", "out");
+  samplingFlags(
+    cmd
+      .option("-n, --images <n>", "number of images (1-8)", int, 1)
+      .option("-s, --size <px>", "output size: 64, 256 or 1024", int, 1024)
+      .addOption(seedOption()),
+  ).option("-o, --out <dir>", "where to write the PNGs", "out");
 
-type SamplingFlags = {
-  images: number;
-  size: number;
-  seed: string;
-  priorSteps: number;
-  decoderSteps: number;
-  priorGuidance: number;
-  decoderGuidance: number;
-  sampler: string;
-  out: string;
-};
+type RenderFlags = SamplingFlags & { images: number; size: number; seed: bigint; out: string };
 
-const common = (o: SamplingFlags) => ({
-  numImages: o.images,
-  size: o.size,
-  seed: BigInt(o.seed),
-  sampling: create(SamplingOptionsSchema, {
-    priorSteps: o.priorSteps,
-    decoderSteps: o.decoderSteps,
-    priorGuidance: o.priorGuidance,
-    decoderGuidance: o.decoderGuidance,
-    sampler: o.sampler,
-  }),
-});
+const common = (o: RenderFlags) => ({ numImages: o.images, size: o.size, seed: o.seed, sampling: samplingOptions(o) });
 
 async function follow(events: AsyncIterable<import("@unclip/protocol").JobEvent>, out: string): Promise<void> {
   const progress = new RenderProgress();
@@ -80,7 +47,7 @@ async function follow(events: AsyncIterable<import("@unclip/protocol").JobEvent>
 }
 
 sampling(program.command("render").description("render images for a prompt").argument("<prompt>")).action(
-  async (prompt: string, o: SamplingFlags) => {
+  async (prompt: string, o: RenderFlags) => {
     const client = new UnclipClient(program.opts().address);
     await follow(client.generate(create(GenerateRequestSchema, { prompt, ...common(o) })), o.out);
     client.close();
@@ -88,7 +55,7 @@ sampling(program.command("render").description("render images for a prompt").arg
 );
 
 sampling(program.command("vary").description("make variations of an image").argument("<image>")).action(
-  async (image: string, o: SamplingFlags) => {
+  async (image: string, o: RenderFlags) => {
     const client = new UnclipClient(program.opts().address);
     await follow(client.createVariations(create(CreateVariationsRequestSchema, { image: await readFile(image), ...common(o) })), o.out);
     client.close();
@@ -99,7 +66,7 @@ sampling(program.command("edit").description("repaint the masked region of an im
   .argument("<image>")
   .argument("<mask>")
   .argument("<prompt>")
-  .action(async (image: string, mask: string, prompt: string, o: SamplingFlags) => {
+  .action(async (image: string, mask: string, prompt: string, o: RenderFlags) => {
     const client = new UnclipClient(program.opts().address);
     const req = create(EditImageRequestSchema, { image: await readFile(image), mask: await readFile(mask), prompt, ...common(o) });
     await follow(client.editImage(req), o.out);
@@ -129,8 +96,10 @@ program
     client.close();
   });
 
+registerBatchCommands(program, () => program.opts<{ address: string }>().address);
+
 program.parseAsync().catch((err: ServiceError | Error) => {
   const code = "code" in err && typeof err.code === "number" ? ` (${grpcStatus[err.code]})` : "";
   console.error(`unclip: ${"details" in err && err.details ? err.details : err.message}${code}`);
-  process.exit(1);
+  process.exit(err instanceof UsageError ? 2 : 1);
 });

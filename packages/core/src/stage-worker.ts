@@ -356,7 +356,7 @@ export class StageWorker {
         msgID: `${task.jobId}.${task.index}.${stageName(following)}`,
       });
     } else if (produced) {
-      const job = await recordImage(this.jobs, this.conn.nc, task, produced, next.timings);
+      const job = await recordImage(this.jobs, this.conn.nc, next, produced, next.timings);
       if (job && job.images.length >= job.numImages) {
         this.metrics.jobSeconds.observe(
           { kind: (JobKind[job.kind] ?? "unknown").toLowerCase(), outcome: "succeeded" },

@@ -4,7 +4,7 @@ import type { Pool } from "@unclip/protocol";
 import { farmWorkerCounts, POOLS } from "./farm-workers.js";
 import { startNatsServer, type NatsServerHandle } from "./nats-server.js";
 import { startS3Server, type S3ServerHandle } from "./s3-server.js";
-import { repoRoot, startService, type ServiceName, type ServiceProcess } from "./service-process.js";
+import { repoRoot, startService, type ServiceName, type ServiceProcess, type ServiceRuntime } from "./service-process.js";
 import { SupervisedService, type RestartPolicy } from "./supervised-service.js";
 
 export interface FarmStackOptions {
@@ -29,6 +29,8 @@ export interface FarmStackOptions {
   logDir?: string;
   /** gRPC port of the gateway (default: any free port; a restarted gateway keeps the port it had). */
   grpcPort?: number;
+  /** Run the services from their TypeScript sources (default) or from the bundles `npm run build` writes. */
+  runtime?: ServiceRuntime;
 }
 
 export interface FarmStack {
@@ -76,7 +78,7 @@ export async function startFarmStack(opts: FarmStackOptions = {}): Promise<FarmS
     const supervised = await SupervisedService.start({
       name,
       policy: opts.restartPolicy,
-      start: () => startService(service, env(), { logFile, readyTimeoutMs: 180_000 }),
+      start: () => startService(service, env(), { logFile, readyTimeoutMs: 180_000, runtime: opts.runtime }),
     });
     supervised
       .on("exit", (e) => {

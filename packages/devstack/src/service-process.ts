@@ -12,6 +12,9 @@ process.once("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
+/** "tsx" runs a service's TypeScript sources; "dist" its bundle from `npm run build`, as the production image does. */
+export type ServiceRuntime = "tsx" | "dist";
+
 export type ServiceName = "gateway" | "prior-worker" | "decoder-worker" | "upscale-worker";
 
 /**
@@ -41,11 +44,15 @@ export interface ServiceProcess {
 export async function startService(
   name: ServiceName,
   env: Record<string, string>,
-  opts: { logFile?: string; readyTimeoutMs?: number } = {},
+  opts: { logFile?: string; readyTimeoutMs?: number; runtime?: ServiceRuntime } = {},
 ): Promise<ServiceProcess> {
   const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
   for (const v of LAUNCHER_VARIABLES) delete childEnv[v];
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "services", name, "src", "main.ts")], {
+  const args =
+    opts.runtime === "dist"
+      ? ["--enable-source-maps", path.join(repoRoot, "services", name, "dist", "main.mjs")]
+      : ["--import", "tsx", path.join(repoRoot, "services", name, "src", "main.ts")];
+  const child = spawn(process.execPath, args, {
     cwd: repoRoot,
     env: childEnv,
     stdio: ["ignore", "pipe", "pipe"],

@@ -45,7 +45,7 @@ export class BatchItems {
     try {
       text = (await this.store.get(req.manifestKey)).toString("utf8");
     } catch (err) {
-      if (/not ?found|NoSuchKey/i.test(String(err)))
+      if ((err as { code?: string }).code === "NoSuchKey" || /not ?found|does not exist/i.test(String(err)))
         throw FarmError.invalid(`manifest_key ${JSON.stringify(req.manifestKey)} does not exist in the bucket`);
       throw err;
     }

@@ -157,7 +157,7 @@ export class BatchRunner {
     return (await this.batches.update(batchId, (r) => {
       r.inFlight = r.inFlight.filter((i) => !ended.has(i));
       for (const result of ended.values()) count(r, result.state);
-      markEta(r, items.length);
+      markRate(r);
       return r;
     }))!;
   }
@@ -238,7 +238,6 @@ export class BatchRunner {
       r.batch!.cancelled += cancelled;
       r.batch!.resultsKey = key;
       r.batch!.etaSeconds = 0;
-      r.nextIndex = items.length;
       r.leaseOwner = "";
       return r;
     });
@@ -276,16 +275,16 @@ function countsOf(r: BatchRecord | undefined) {
   return { total: b?.total, succeeded: b?.succeeded, failed: b?.failed, cancelled: b?.cancelled };
 }
 
-/** The ETA follows the batch's own throughput, measured over at least ten seconds. */
-function markEta(r: BatchRecord, total: number): void {
+/** The batch's own throughput (items ended per second), measured over at least two seconds and smoothed. */
+function markRate(r: BatchRecord): void {
   const b = r.batch!;
   const ended = b.succeeded + b.failed + b.cancelled;
   const now = Date.now();
   const since = r.markAtMs > 0n ? Number(r.markAtMs) : Number(b.createdAtMs);
   const seconds = (now - since) / 1000;
-  if (seconds < 10 && r.markAtMs > 0n) return;
-  const rate = (ended - r.endedAtMark) / Math.max(seconds, 0.001);
-  b.etaSeconds = rate > 0 ? (total - ended) / rate : b.etaSeconds;
+  if (seconds < 2) return;
+  const rate = (ended - r.endedAtMark) / seconds;
+  r.ratePerSecond = r.ratePerSecond > 0 ? 0.5 * r.ratePerSecond + 0.5 * rate : rate;
   r.endedAtMark = ended;
   r.markAtMs = BigInt(now);
 }

@@ -119,6 +119,8 @@ export class BatchService {
 
   private async view(record: BatchRecord): Promise<Batch> {
     const batch = clone(BatchSchema, record.batch!);
+    const left = batch.total - batch.succeeded - batch.failed - batch.cancelled;
+    batch.etaSeconds = batch.state === BatchState.RUNNING && record.ratePerSecond > 0 ? left / record.ratePerSecond : 0;
     if (batch.resultsKey) batch.resultsUrl = await this.store.presign(batch.resultsKey, RESULTS_URL_TTL_S);
     return batch;
   }

@@ -137,6 +137,10 @@ describe("batch jobs", () => {
     const settled = await tasksPublished();
     await new Promise((r) => setTimeout(r, 1500));
     expect(await tasksPublished()).toBe(settled);
+    const { items: listed } = await allItems("sixty", 100);
+    const byState = (state: JobState) => listed.filter((i) => i.state === state).length;
+    expect([byState(JobState.SUCCEEDED), byState(JobState.CANCELLED)]).toEqual([batch.succeeded, batch.cancelled]);
+    expect(listed.filter((i) => i.state === JobState.CANCELLED && i.jobId && !i.error)).toHaveLength(0);
     const again = await env.client.cancelBatch("sixty").catch((e: ServiceError) => e);
     expect((again as ServiceError).code).toBe(status.FAILED_PRECONDITION);
   });
