@@ -2,41 +2,22 @@
 #
 # unclip-farm: one image for every process. The default command runs the gateway; a worker is chosen by overriding
 # the command (Kubernetes `command:`), e.g.
-#   docker run --rm unclip-farm node --import tsx services/prior-worker/src/main.ts
+#   docker run --rm unclip-farm node --enable-source-maps services/prior-worker/dist/main.mjs
 # Services: gateway (gRPC 50051, metrics 9464), prior-worker (9465), decoder-worker (9466), upscale-worker (9467).
 # All configuration is UNCLIP_* environment variables (see deploy/k8s/config.yaml); unknown UNCLIP_* names are refused.
 #
-# Build:  docker build -t unclip-farm:latest .
+# What runs is compiled JavaScript: `npm run build` bundles each service's TypeScript into services/<name>/dist/main.mjs
+# (tools/build-services.ts), and the runtime stage installs production dependencies only. The ESRGAN upscaler is
+# converted from its npm package at build time (the `postinstall` of `npm ci`), so no pod converts it at start.
+# Bundles in the image: models/shapes-v1 (prior and decoder) and the converted ESRGAN models in models/.cache.
 #
-# ---------------------------------------------------------------------------------------------------------------------
-# CUDA variant (for the GPU worker pools; the gateway never needs it)
-# ---------------------------------------------------------------------------------------------------------------------
-# This image is CPU-only: onnxruntime-node ships its CPU build inside the npm package, and its install script is
-# skipped (ONNXRUNTIME_NODE_INSTALL=skip, also in .npmrc) because that script fetches the CUDA execution provider
-# (libonnxruntime_providers_{cuda,shared,tensorrt}.so from the Microsoft.ML.OnnxRuntime.Gpu.Linux NuGet package) from
-# api.nuget.org, i.e. from outside npm. A worker started with UNCLIP_EXECUTION_PROVIDER=cuda on this image logs a line
-# and falls back to the CPU, so GPU nodes would sit idle: build a CUDA variant for the model workers:
-#   1. Base it on an image that has the CUDA 12 runtime and cuDNN 9 user-space libraries (the NVIDIA container toolkit
-#      injects only the driver), e.g. `nvidia/cuda:12.x-cudnn-runtime-ubuntu22.04` from your internal registry, and
-#      install Node 20 (>= 20.19) on it, or add libcublas/libcufft/libcurand/cudnn packages to this Debian image.
-#   2. Put the three provider .so files, taken from the Microsoft.ML.OnnxRuntime.Gpu.Linux package whose version equals
-#      the onnxruntime-node version in package-lock.json (1.30.0), on the internal mirror, and after `npm ci` copy them
-#      next to the CPU build:
-#        ARG ORT_CUDA_URL=https://mirror.internal/onnxruntime/Microsoft.ML.OnnxRuntime.Gpu.Linux.1.30.0.nupkg
-#        RUN curl -fsSL "$ORT_CUDA_URL" -o /tmp/ort.zip \
-#         && unzip -j /tmp/ort.zip 'runtimes/linux-x64/native/libonnxruntime_providers_*.so' \
-#              -d node_modules/onnxruntime-node/bin/napi-v6/linux/x64/ \
-#         && rm /tmp/ort.zip
-#      (check the napi-v* directory name of the installed version). Alternatively, point the install script at an
-#      internal NuGet feed and run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` in a build step that
-#      can reach it.
-#   3. Tag it separately (e.g. unclip-farm-cuda) and point the worker Deployments at it (deploy/k8s/kustomization.yaml,
-#      `images:`). Verify on a GPU node: the worker's start-up log names the execution provider it actually got.
-# ---------------------------------------------------------------------------------------------------------------------
+#   docker build -t unclip-farm:0.1.0 .                                   # CPU image (gateway, CPU workers)
+#   docker build --target cuda --build-arg ORT_CUDA_URL=... -t unclip-farm-cuda:0.1.0 .   # GPU workers, see below
 
 ARG NODE_IMAGE=node:20-bookworm-slim
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
 
-# Only the package manifests, so the dependency layer is rebuilt when they change, not on every source edit.
+# Only the package manifests, so the production dependency layer is rebuilt when they change, not on every edit.
 FROM ${NODE_IMAGE} AS manifests
 WORKDIR /src
 COPY . .
@@ -44,37 +25,78 @@ RUN mkdir /manifests \
  && find . -name package.json -not -path '*/node_modules/*' -exec cp --parents {} /manifests/ \; \
  && cp package-lock.json .npmrc /manifests/
 
-FROM ${NODE_IMAGE} AS deps
-WORKDIR /app
+# Everything, dev dependencies included: generate, build the bundles, convert ESRGAN.
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
 ENV ONNXRUNTIME_NODE_INSTALL=skip \
     npm_config_onnxruntime_node_install=skip \
     npm_config_update_notifier=false \
-    npm_config_fund=false \
-    npm_config_audit=false
-COPY --from=manifests /manifests/ ./
-# Dev dependencies are needed at run time: the processes run TypeScript through tsx.
-# Scripts run later (npm rebuild) once the sources are present, in case a workspace install script needs them.
+    TURBO_TELEMETRY_DISABLED=1
+COPY . .
 RUN --mount=type=cache,target=/root/.npm \
-    npm ci --ignore-scripts --no-audit --no-fund
+    npm ci --no-audit --no-fund \
+ && test -f models/.cache/esrgan-slim-x4/manifest.json \
+ && npm run build
 
-FROM ${NODE_IMAGE} AS runtime
+FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
-ENV NODE_ENV=production \
-    ONNXRUNTIME_NODE_INSTALL=skip \
+ENV ONNXRUNTIME_NODE_INSTALL=skip \
     npm_config_onnxruntime_node_install=skip \
     npm_config_update_notifier=false
+COPY --from=manifests /manifests/ ./
+# No install scripts: the only one the runtime needs ran in the build stage (ESRGAN conversion, copied below);
+# onnxruntime-node's CPU build and sharp's libvips arrive as package files.
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# The image's files: production dependencies, the bundles, the models. Both targets below start from it.
+FROM ${NODE_IMAGE} AS app
+WORKDIR /app
 # tini reaps children and forwards SIGTERM so the processes can drain and exit 0.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-# The whole deps tree: root node_modules plus the nested ones npm creates under some workspaces.
-COPY --from=deps /app/ ./
-COPY . .
-RUN npm rebuild --no-audit --no-fund \
- && mkdir -p models/.cache \
- && chown node:node models/.cache
+COPY --from=prod-deps /app/ ./
+COPY --from=build /src/services/gateway/dist/ services/gateway/dist/
+COPY --from=build /src/services/prior-worker/dist/ services/prior-worker/dist/
+COPY --from=build /src/services/decoder-worker/dist/ services/decoder-worker/dist/
+COPY --from=build /src/services/upscale-worker/dist/ services/upscale-worker/dist/
+COPY --from=build /src/models/shapes-v1/ models/shapes-v1/
+COPY --from=build --chown=node:node /src/models/.cache/ models/.cache/
 
+# ---------------------------------------------------------------------------------------------------------------------
+# GPU target for the model worker pools (the gateway never needs it). Build it where the CUDA execution provider can be
+# fetched: onnxruntime-node ships only its CPU build in the npm package; the CUDA provider libraries
+# (libonnxruntime_providers_{shared,cuda}.so) come from the Microsoft.ML.OnnxRuntime.Gpu.Linux NuGet package whose
+# version equals onnxruntime-node's in package-lock.json (1.30.0). Put that .nupkg on a mirror you trust and pass its
+# URL; the base image brings the CUDA 12 runtime and cuDNN 9 user-space libraries (the NVIDIA container toolkit
+# injects only the driver). Check on a GPU node: the worker's start-up log ("model bundle loaded") names the execution
+# provider it really got; a missing provider falls back to the CPU with a log line and the GPU sits idle.
+# ---------------------------------------------------------------------------------------------------------------------
+FROM ${CUDA_IMAGE} AS cuda
+ARG ORT_CUDA_URL
+ARG NODE_VERSION=20.19.5
+RUN test -n "${ORT_CUDA_URL}" || (echo "build the cuda target with --build-arg ORT_CUDA_URL=<Microsoft.ML.OnnxRuntime.Gpu.Linux 1.30.0 .nupkg>" >&2; exit 1)
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini ca-certificates curl unzip xz-utils \
+ && curl -fsSL "https://nodejs.org/dist/v${NODE_VERSION}/node-v${NODE_VERSION}-linux-x64.tar.xz" | tar -xJ -C /usr/local --strip-components=1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 1000 node
+WORKDIR /app
+ENV NODE_ENV=production UNCLIP_EXECUTION_PROVIDER=cuda
+COPY --from=app /app/ ./
+RUN curl -fsSL "${ORT_CUDA_URL}" -o /tmp/ort.nupkg \
+ && dir="$(dirname "$(find node_modules/onnxruntime-node/bin -name onnxruntime_binding.node -path '*linux/x64*')")" \
+ && unzip -j /tmp/ort.nupkg 'runtimes/linux-x64/native/libonnxruntime_providers_*.so' -d "$dir" \
+ && rm /tmp/ort.nupkg
+USER node
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "--enable-source-maps", "services/decoder-worker/dist/main.mjs"]
+
+# The default target (last stage): the CPU image.
+FROM app AS runtime
+ENV NODE_ENV=production
 USER node
 EXPOSE 50051 9464 9465 9466 9467
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "--import", "tsx", "services/gateway/src/main.ts"]
+CMD ["node", "--enable-source-maps", "services/gateway/dist/main.mjs"]
