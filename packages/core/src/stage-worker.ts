@@ -156,25 +156,25 @@ export class StageWorker {
     this.log.info({ pool, consumers: [interactiveName, batchName], bundle: this.handler.bundle, ...this.opts }, "worker started");
   }
 
-  /** RUNNING → STOPPING (no new tasks) → DRAINING (finish, or abort after graceMs and release) → STOPPED. */
+  /**
+   * RUNNING → STOPPING (no new pull requests; tasks from the ones still open are taken) → DRAINING (run every task
+   * held, at most batch + prefetch, then stop; after graceMs abort and release what is left) → STOPPED.
+   * Held tasks are run rather than released: a release counts as a delivery, so a pool that scales down and up
+   * again and again would drive prefetched tasks to max-deliver and fail their jobs.
+   */
   async stop(): Promise<void> {
     if (this.state !== State.Running) return this.loop;
     this.state = State.Stopping;
     this.reporter?.stop();
-    // Tasks still arriving from open pull requests are released as they come (take() sees the state).
-    const pulling = this.puller?.stop();
-    const released = this.batcher.drain();
-    for (const msg of released) msg.nak();
-    this.metrics.inFlight.dec({ pool: this.handler.pool }, released.length);
-    this.puller?.window.release(released.length);
-    this.batcher.close();
-    this.state = State.Draining;
     const grace = setTimeout(() => {
       this.log.warn({ graceMs: this.opts.graceMs }, "in-flight tasks did not finish in time: aborting and releasing them");
       this.forceStop.abort(new FarmError(GrpcStatus.UNAVAILABLE, "worker shutting down", true));
     }, this.opts.graceMs);
+    await this.puller?.stop();
+    // Nothing arrives any more: the loop runs what is held and ends.
+    this.batcher.close();
+    this.state = State.Draining;
     await this.loop;
-    await pulling;
     clearTimeout(grace);
     clearInterval(this.heartbeat);
     for (const sub of this.subscriptions) sub.unsubscribe();
@@ -191,8 +191,9 @@ export class StageWorker {
   private async take(msg: JsMsg): Promise<void> {
     let batched = false;
     try {
-      if (this.state !== State.Running) msg.nak();
-      else batched = await this.admit(msg);
+      // While stopping, tasks from pull requests still open are taken like any other: they fit the window.
+      if (this.state === State.Running || this.state === State.Stopping) batched = await this.admit(msg);
+      else msg.nak();
     } catch (err) {
       this.log.error({ err, seq: msg.seq }, "could not take a task: releasing it for redelivery");
       msg.nak(this.opts.retryDelayMs);

@@ -28,15 +28,10 @@ export class TaskBatcher<T> {
     return this.held.map((h) => h.msg);
   }
 
-  /** Stops waiting; next() then returns what is held at once, or undefined when empty. */
+  /** Stops waiting; next() then hands out what is held without waiting to fill, and undefined once empty. */
   close(): void {
     this.closed = true;
     this.wake?.();
-  }
-
-  /** Takes every held message out (for release on shutdown). */
-  drain(): JsMsg[] {
-    return this.held.splice(0).map((h) => h.msg);
   }
 
   async next(): Promise<{ msg: JsMsg; item: T }[] | undefined> {

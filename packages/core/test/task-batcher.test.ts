@@ -33,14 +33,19 @@ describe("TaskBatcher", () => {
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
-  it("ends waiting on close, and drains what it holds for release", async () => {
+  it("ends waiting on close, but still hands out what it holds, without waiting for batches to fill", async () => {
     const b = new TaskBatcher<number>(2, 10_000);
     const waiting = b.next();
     b.close();
     expect(await waiting).toBeUndefined();
-    const c = new TaskBatcher<number>(2, 0);
+    const c = new TaskBatcher<number>(4, 10_000);
     c.push(msg(7), 7, "k");
-    expect(c.drain().map((m) => (m as unknown as { seq: number }).seq)).toEqual([7]);
-    expect(c.size).toBe(0);
+    c.push(msg(8), 8, "j");
+    c.close();
+    const started = Date.now();
+    expect((await c.next())!.map((e) => e.item)).toEqual([7]);
+    expect((await c.next())!.map((e) => e.item)).toEqual([8]);
+    expect(await c.next()).toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 });

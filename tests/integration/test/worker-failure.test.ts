@@ -131,4 +131,30 @@ describe("graceful shutdown", () => {
     expect(supervisorLog.slice(logged)).toEqual([]);
     expect(env.farm.workers("decoder")).not.toContain(extra);
   });
+
+  it("a worker sent SIGTERM runs the tasks it prefetched instead of releasing them", async () => {
+    for (const d of env.farm.workers("decoder")) await d.stop();
+    // One task at a time plus two prefetched: SIGTERM arrives while the worker holds three.
+    const decoder = await env.farm.addWorker("decoder", { UNCLIP_MAX_BATCH: "1", UNCLIP_PREFETCH: "2" });
+    const sampling = create(SamplingOptionsSchema, { priorSteps: 4, decoderSteps: 150 });
+    const jobs = ["a red square", "a blue circle", "a yellow star"].map(async (prompt) => {
+      const events: JobEvent[] = [];
+      for await (const e of env.client.generate(generateRequest(prompt, { sampling }))) events.push(e);
+      return events;
+    });
+    const held = async () => {
+      const text = await fetch(`http://127.0.0.1:${String(decoder.current.ready.metricsPort)}/metrics`).then((r) => r.text());
+      return Number(/^unclip_tasks_in_flight\{[^}]*\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const deadline = Date.now() + 30_000;
+    while ((await held()) < 3 && Date.now() < deadline) await sleep(50);
+    expect(await held()).toBe(3);
+    const terminated = decoder.current;
+    decoder.kill("SIGTERM");
+    expect(await terminated.exited).toBe(0);
+    for (const events of await Promise.all(jobs)) {
+      expect(events[events.length - 1]!.event.case).toBe("completed");
+      expect(decoderStarts(events).map((s) => s.attempt)).toEqual([1]);
+    }
+  });
 });
