@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes models/tiny-random: a bundle with random (seeded) weights and tiny sizes that follows the tensor contract of
-ARCHITECTURE.md section 4 exactly. It exists for tests and for running the farm end to end without trained models.
+docs/tensor-contract.md exactly. It exists for tests and for running the farm end to end without trained models.
 
 Run with Debian's interpreter (it has torch and onnx): /usr/bin/python3 models/tools/make_tiny_bundle.py [out_dir]
 The output is byte-for-byte reproducible with the same torch version.

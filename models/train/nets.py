@@ -1,5 +1,5 @@
 """The shapes-v1 networks: CLIP (text transformer + CNN image encoder), diffusion prior (MLP), decoder (small UNet
-with 7-channel inpainting input, x0 prediction). Input/output names follow ARCHITECTURE.md section 4."""
+with 7-channel inpainting input, x0 prediction). Input/output names follow docs/tensor-contract.md."""
 import math
 
 import torch

@@ -55,7 +55,7 @@ export class WorkerMetrics {
   readonly queueWaitSeconds: Histogram<"pool" | "stage" | "lane">;
   readonly batchSize: Histogram<"pool" | "stage">;
   readonly inFlight: Gauge<"pool">;
-  readonly jobSeconds: Histogram<"kind" | "outcome">;
+  readonly jobSeconds: Histogram<"kind" | "outcome" | "size" | "lane">;
   readonly bundleInfo: Gauge<"pool" | "bundle">;
 
   constructor(registry: Registry) {
@@ -95,8 +95,8 @@ export class WorkerMetrics {
     });
     this.jobSeconds = new Histogram({
       name: "unclip_job_duration_seconds",
-      help: "End-to-end job latency, from admission to the last image stored.",
-      labelNames: ["kind", "outcome"],
+      help: "End-to-end job latency, from admission to the last image stored, by kind, outcome, output size and lane.",
+      labelNames: ["kind", "outcome", "size", "lane"],
       buckets: latencyBuckets,
       registers,
     });

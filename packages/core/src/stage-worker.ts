@@ -13,6 +13,7 @@ import {
   StageTaskSchema,
   StageTimingSchema,
   StepProgressSchema,
+  type Job,
   type Pool,
   type Stage,
   type StageTask,
@@ -106,7 +107,8 @@ export class StageWorker {
   private readonly forceStop = new AbortController();
   private loop: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
-  private inFlight: JsMsg[] = [];
+  /** Tasks taken out of the batcher: running on the model or being handed on. */
+  private readonly inFlight = new Set<JsMsg>();
 
   constructor(
     private readonly conn: FarmConnection,
@@ -223,26 +225,48 @@ export class StageWorker {
     return true;
   }
 
+  /**
+   * Runs batches on the model one after another and hands each batch's outputs on (store, publish, ack) while the
+   * next one runs, so the model does not wait for uploads. One hand-off at a time: the next waits for it, which keeps
+   * hand-offs in order and the outputs in memory to two batches. Tasks count as held until their hand-off ends.
+   */
   private async run(): Promise<void> {
+    let handingOff: Promise<void> = Promise.resolve();
     for (;;) {
       const batch = await this.batcher.next();
-      if (!batch) return;
-      this.inFlight = batch.map((b) => b.msg);
-      await this.runBatch(batch).catch((err) => {
+      if (!batch) break;
+      for (const { msg } of batch) this.inFlight.add(msg);
+      let handOff: Promise<void>;
+      try {
+        ({ handOff } = await this.runBatch(batch, handingOff));
+      } catch (err) {
         this.log.error({ err }, "batch failed unexpectedly: releasing its tasks");
         for (const { msg } of batch) msg.nak(this.opts.retryDelayMs);
-      });
-      this.inFlight = [];
-      this.metrics.inFlight.dec({ pool: this.handler.pool }, batch.length);
-      this.puller!.window.release(batch.length);
+        handOff = handingOff;
+      }
+      handingOff = handOff
+        .catch((err: unknown) => {
+          this.log.error({ err }, "handing a batch on failed unexpectedly: releasing its tasks");
+          for (const { msg } of batch) msg.nak(this.opts.retryDelayMs);
+        })
+        .finally(() => {
+          for (const { msg } of batch) this.inFlight.delete(msg);
+          this.metrics.inFlight.dec({ pool: this.handler.pool }, batch.length);
+          this.puller!.window.release(batch.length);
+        });
     }
+    await handingOff;
   }
 
   private beat(): void {
     for (const msg of [...this.inFlight, ...this.batcher.messages()]) msg.working();
   }
 
-  private async runBatch(batch: { msg: JsMsg; item: Held }[]): Promise<void> {
+  /**
+   * Runs the batch on the model; resolves, once it ran, with its hand-off, which starts after `previous` ends
+   * (wrapped in an object: a promise returned as such would be awaited along).
+   */
+  private async runBatch(batch: { msg: JsMsg; item: Held }[], previous: Promise<void>): Promise<{ handOff: Promise<void> }> {
     const { pool } = this.handler;
     const live: { msg: JsMsg; item: Held }[] = [];
     for (const entry of batch) {
@@ -254,7 +278,7 @@ export class StageWorker {
       }
       live.push(entry);
     }
-    if (live.length === 0) return;
+    if (live.length === 0) return { handOff: previous };
     const stage = live[0]!.item.stage;
     const labels = { pool, stage: stageName(stage) };
     const started = Date.now();
@@ -292,17 +316,21 @@ export class StageWorker {
     } finally {
       dispose();
     }
-    for (let i = 0; i < live.length; i++) {
-      const { msg, item } = live[i]!;
-      await this.finish(msg, item, outputs[i] ?? new Error("stage returned no output"), started).catch((err) => {
-        this.log.error({ err, jobId: item.task.jobId }, "could not hand the task on: it will be redelivered");
-        this.metrics.tasks.inc({ ...labels, outcome: "retried" });
-        msg.nak(this.opts.retryDelayMs);
-      });
-    }
-    const seconds = (Date.now() - started) / 1000;
-    this.metrics.stageSeconds.observe({ ...labels, bundle: this.handler.bundle }, seconds);
-    this.reporter?.batch(stage, live.length, seconds, steps);
+    // The model's time is what bounds a worker's rate (hand-offs overlap the next batch): report that.
+    this.reporter?.batch(stage, live.length, (Date.now() - started) / 1000, steps);
+    const handOff = (async () => {
+      await previous;
+      for (let i = 0; i < live.length; i++) {
+        const { msg, item } = live[i]!;
+        await this.finish(msg, item, outputs[i] ?? new Error("stage returned no output"), started).catch((err) => {
+          this.log.error({ err, jobId: item.task.jobId }, "could not hand the task on: it will be redelivered");
+          this.metrics.tasks.inc({ ...labels, outcome: "retried" });
+          msg.nak(this.opts.retryDelayMs);
+        });
+      }
+      this.metrics.stageSeconds.observe({ ...labels, bundle: this.handler.bundle }, (Date.now() - started) / 1000);
+    })();
+    return { handOff };
   }
 
   /** Aborts when the worker is forced to stop, or when every job of the batch is cancelled. */
@@ -359,10 +387,7 @@ export class StageWorker {
     } else if (produced) {
       const job = await recordImage(this.jobs, this.conn.nc, next, produced, next.timings);
       if (job && job.images.length >= job.numImages) {
-        this.metrics.jobSeconds.observe(
-          { kind: (JobKind[job.kind] ?? "unknown").toLowerCase(), outcome: "succeeded" },
-          (Date.now() - Number(job.createdAtMs)) / 1000,
-        );
+        this.metrics.jobSeconds.observe(jobLabels(job, task, "succeeded"), (Date.now() - Number(job.createdAtMs)) / 1000);
       }
     } else {
       throw new FarmError(GrpcStatus.INTERNAL, `stage ${stageName(stage)} produced no image but ends the route`);
@@ -393,10 +418,7 @@ export class StageWorker {
       this.log.warn({ jobId: task.jobId, index: task.index, err }, reason);
       const job = await failJob(this.jobs, this.conn.nc, task.jobId, reason);
       if (job?.error === reason) {
-        this.metrics.jobSeconds.observe(
-          { kind: (JobKind[job.kind] ?? "unknown").toLowerCase(), outcome: "failed" },
-          (Date.now() - Number(job.createdAtMs)) / 1000,
-        );
+        this.metrics.jobSeconds.observe(jobLabels(job, task, "failed"), (Date.now() - Number(job.createdAtMs)) / 1000);
       }
       msg.term(reason.slice(0, 200));
       this.metrics.tasks.inc({ ...labels, outcome: "failed" });
@@ -406,4 +428,9 @@ export class StageWorker {
     msg.nak(this.opts.retryDelayMs);
     this.metrics.tasks.inc({ ...labels, outcome: "retried" });
   }
+}
+
+function jobLabels(job: Job, task: StageTask, outcome: "succeeded" | "failed") {
+  const kind = (JobKind[job.kind] ?? "unknown").toLowerCase();
+  return { kind, outcome, size: String(job.size), lane: task.lane === Lane.BATCH ? "batch" : "interactive" };
 }

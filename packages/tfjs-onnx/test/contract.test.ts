@@ -6,7 +6,7 @@ import { upscalerjsModelJson } from "./helpers.js";
 
 const { onnx } = onnxProto;
 
-// ARCHITECTURE.md §4, single-pass upscaler: image [n,3,h,w] -> upscaled [n,3,kh,kw], NCHW, any n, h, w.
+// docs/tensor-contract.md §7, single-pass upscaler: image [n,3,h,w] -> upscaled [n,3,kh,kw], NCHW, any n, h, w.
 it("writes the upscaler contract: image [n,3,h,w] -> upscaled [n,3,kh,kw]", async () => {
   const bytes = await convertLayersModel(upscalerjsModelJson("@upscalerjs/esrgan-slim", 4));
   const graph = onnx.ModelProto.decode(bytes).graph as InstanceType<typeof onnx.GraphProto>;

@@ -68,7 +68,7 @@ abstract class BaseSampler implements Sampler {
   }
 }
 
-/** Ancestral DDPM sampling with the respaced posterior (ARCHITECTURE §4b); no noise is added at the last step. */
+/** Ancestral DDPM sampling with the respaced posterior (docs/architecture.md §11); no noise is added at the last step. */
 export class DDPMSampler extends BaseSampler {
   needsNoise(index: number): boolean {
     return index < this.timesteps.length - 1;

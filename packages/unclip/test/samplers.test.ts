@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { SchedulerSection } from "../src/manifest.js";
 import { createSampler, DDIMSampler, DDPMSampler } from "../src/samplers.js";
 
-// Reference numbers: /usr/bin/python3 test/reference/sampler_ref.py (numpy, float64, the formulas of ARCHITECTURE §4b
+// Reference numbers: /usr/bin/python3 test/reference/sampler_ref.py (numpy, float64, the formulas of docs/architecture.md §11
 // written out independently of this code; inputs are float32-representable).
 const decoderScheduler: SchedulerSection = {
   schedule: "squaredcos_cap_v2",

@@ -21,7 +21,7 @@ interface Tile {
   wy?: Float32Array;
 }
 
-/** Opens a single-pass upscaler bundle (ARCHITECTURE.md §4: image [n,3,h,w] -> upscaled [n,3,kh,kw]). */
+/** Opens a single-pass upscaler bundle (docs/tensor-contract.md §7: image [n,3,h,w] -> upscaled [n,3,kh,kw]). */
 export async function loadUpscaler(bundleDir: string, options: LoadOptions): Promise<Upscaler> {
   const log = options.log ?? (() => {});
   const manifest = await readUpscalerManifest(bundleDir);

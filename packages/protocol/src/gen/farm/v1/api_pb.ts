@@ -470,7 +470,7 @@ export type Job = Message<"farm.v1.Job"> & {
   timings: StageTiming[];
 
   /**
-   * Model bundle that rendered the job ("name@version" per stage).
+   * Model bundles that rendered the job, one "<stage>=<name>@<version>" per stage.
    *
    * @generated from field: repeated string bundles = 13;
    */
@@ -1119,7 +1119,8 @@ export enum BatchState {
   CANCELLED = 3,
 
   /**
-   * The batch itself could not run (an unreadable manifest); no item ran.
+   * The batch itself could not run; no item ran. (Unreadable manifests are refused at submission instead, with
+   * INVALID_ARGUMENT, so this version of the farm does not set it.)
    *
    * @generated from enum value: BATCH_STATE_FAILED = 4;
    */
