@@ -1,11 +1,22 @@
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import type { Command } from "commander";
 import { create, toJson, BatchSchema, BatchState, SubmitBatchRequestSchema, type Batch, type SubmitBatchRequest } from "@unclip/protocol";
-import { int, samplingFlags, samplingOptions, seedOption, UsageError, type SamplingFlags } from "./cli-args.js";
+import {
+  imagesOption,
+  jsonOption,
+  samplingFlags,
+  samplingOptions,
+  seedOption,
+  sizeOption,
+  UsageError,
+  type SamplingFlags,
+} from "./cli-args.js";
 import { BATCH_ID, defaultBatchId, isJsonlFile, itemsToJsonl, manifestBatchId, MAX_INLINE_ITEMS, readBatchFile } from "./batch-file.js";
 import { BatchProgress, batchStateName, formatEta } from "./batch-progress.js";
 import { downloadBatchResults } from "./batch-download.js";
-import { UnclipClient } from "./client.js";
+import type { UnclipClient } from "./client.js";
+import { EXIT } from "./exit-codes.js";
+import { withClient, type Gateway } from "./job-commands.js";
 
 type BatchFlags = SamplingFlags & {
   images: number;
@@ -23,7 +34,7 @@ const PROMPT_FLAGS = ["images", "size", "seed", "priorSteps", "decoderSteps", "p
 const TRANSIENT = new Set<number>([grpcStatus.UNAVAILABLE, grpcStatus.DEADLINE_EXCEEDED]);
 
 /** unclip batch, batch-status, batch-results and batch-cancel. */
-export function registerBatchCommands(program: Command, address: () => string): void {
+export function registerBatchCommands(program: Command, gateway: Gateway): void {
   samplingFlags(
     program
       .command("batch")
@@ -32,27 +43,28 @@ export function registerBatchCommands(program: Command, address: () => string): 
           "rerunning resumes watching the same batch",
       )
       .argument("[file]", "prompts file (# comments and blank lines skipped) or items .jsonl")
-      .option("-n, --images <n>", "images per prompt (1-8)", int, 1)
-      .option("-s, --size <px>", "output size: 64, 256 or 1024", int, 1024)
+      .addOption(imagesOption("images per prompt"))
+      .addOption(sizeOption())
       .addOption(seedOption()),
   )
     .option("--batch-id <id>", "the batch's id (default: b- and a hash of the items, so a rerun is the same batch)")
     .option("--manifest-key <key>", `a JSONL manifest already in the farm's bucket, for batches over ${MAX_INLINE_ITEMS} items`)
     .option("--print-items", "print the items as manifest JSONL and exit (to upload for --manifest-key)")
-    .option("--json", "print the ended batch as JSON")
+    .addOption(jsonOption("the ended Batch"))
     .action(async (file: string | undefined, o: BatchFlags, cmd: Command) => {
       const req = await batchRequest(file, o, cmd);
       if (!req) return;
-      const client = new UnclipClient(address());
+      const client = gateway.connect();
       const progress = new BatchProgress();
       const onInterrupt = () => {
         progress.stop();
+        const cli = gateway.invocation();
         console.error(
           `\nstopped watching batch ${req.batchId}; it keeps running on the farm.\n` +
-            `  progress: unclip batch-status ${req.batchId}   (or rerun the same command: it submits nothing new)\n` +
-            `  cancel:   unclip batch-cancel ${req.batchId}`,
+            `  progress: ${cli} batch-status ${req.batchId}   (or rerun the same command: it submits nothing new)\n` +
+            `  cancel:   ${cli} batch-cancel ${req.batchId}`,
         );
-        process.exit(130);
+        process.exit(EXIT.INTERRUPTED);
       };
       process.once("SIGINT", onInterrupt);
       try {
@@ -71,7 +83,7 @@ export function registerBatchCommands(program: Command, address: () => string): 
         batch = await watchBatch(client, batch, (b) => progress.update(b));
         progress.stop();
         console.log(o.json ? JSON.stringify(toJson(BatchSchema, batch), null, 2) : describeEnd(batch));
-        process.exitCode = batch.state === BatchState.COMPLETED && batch.failed === 0 && batch.cancelled === 0 ? 0 : 1;
+        if (!batchSucceeded(batch)) process.exitCode = EXIT.UNSUCCESSFUL;
       } finally {
         process.off("SIGINT", onInterrupt);
         progress.stop();
@@ -81,13 +93,15 @@ export function registerBatchCommands(program: Command, address: () => string): 
 
   program
     .command("batch-status")
-    .description("show a batch's state, counts, ETA and results URL")
+    .description("show a batch's state, counts, ETA and results URL (GetBatch); exits 1 when it ended without success")
     .argument("<batchId>")
-    .option("--json", "print the batch as JSON")
+    .addOption(jsonOption("the Batch"))
     .action(async (batchId: string, o: { json?: boolean }) => {
-      const batch = await withClient(address(), (c) => c.getBatch(batchId, { timeoutMs: 30_000 }));
+      const batch = await withClient(gateway, (c) => c.getBatch(batchId, { timeoutMs: 30_000 }));
       console.log(o.json ? JSON.stringify(toJson(BatchSchema, batch), null, 2) : describeBatch(batch));
-      if (batch.state === BatchState.FAILED) process.exitCode = 1;
+      if (batch.state !== BatchState.RUNNING && batch.state !== BatchState.UNSPECIFIED && !batchSucceeded(batch)) {
+        process.exitCode = EXIT.UNSUCCESSFUL;
+      }
     });
 
   program
@@ -95,11 +109,26 @@ export function registerBatchCommands(program: Command, address: () => string): 
     .description("download a batch's images to DIR/<custom_id>/<index>.png and its results manifest to DIR/results.jsonl")
     .argument("<batchId>")
     .requiredOption("-o, --out <dir>", "where to write them")
-    .action(async (batchId: string, o: { out: string }) => {
-      const client = new UnclipClient(address());
-      try {
+    .option(
+      "--json",
+      "print a JSON summary (batchId, state, items, succeeded, failed, pending, downloaded, present, errors, resultsFile); nothing else on stdout",
+    )
+    .action(async (batchId: string, o: { out: string; json?: boolean }) => {
+      await withClient(gateway, async (client) => {
         const batch = await client.getBatch(batchId, { timeoutMs: 30_000 });
         const d = await downloadBatchResults(client, batch, o.out);
+        // Images that could not be fetched are a failure on this side (exit 3); a rerun fetches only what is missing.
+        if (d.errors.length > 0) process.exitCode = EXIT.LOCAL;
+        if (o.json) {
+          console.log(
+            JSON.stringify(
+              { batchId, state: (toJson(BatchSchema, batch) as { state?: string }).state ?? "BATCH_STATE_UNSPECIFIED", ...d },
+              null,
+              2,
+            ),
+          );
+          return;
+        }
         const lines = [
           `batch ${batchId} (${batchStateName(batch.state)}): ${d.items} items, ${d.succeeded} succeeded, ${d.failed.length} failed or cancelled` +
             (d.pending === 0
@@ -115,19 +144,17 @@ export function registerBatchCommands(program: Command, address: () => string): 
           `  results: ${d.resultsFile}`,
         ];
         console.log(lines.join("\n"));
-        if (d.errors.length > 0) process.exitCode = 1;
-      } finally {
-        client.close();
-      }
+      });
     });
 
   program
     .command("batch-cancel")
-    .description("cancel a batch's items that have not ended (the batch ends CANCELLED once they have stopped)")
+    .description("cancel a batch's items that have not ended (CancelBatch; the batch ends CANCELLED once they have stopped)")
     .argument("<batchId>")
-    .action(async (batchId: string) => {
-      const batch = await withClient(address(), (c) => c.cancelBatch(batchId, { timeoutMs: 60_000 }));
-      console.log(describeBatch(batch));
+    .addOption(jsonOption("the Batch"))
+    .action(async (batchId: string, o: { json?: boolean }) => {
+      const batch = await withClient(gateway, (c) => c.cancelBatch(batchId, { timeoutMs: 60_000 }));
+      console.log(o.json ? JSON.stringify(toJson(BatchSchema, batch), null, 2) : describeBatch(batch));
     });
 }
 
@@ -141,8 +168,6 @@ async function batchRequest(file: string | undefined, o: BatchFlags, cmd: Comman
       `${flags} ${given.length === 1 ? "applies" : "apply"} to prompts files only; JSONL items carry their own settings`,
     );
   }
-  if (![64, 256, 1024].includes(o.size)) throw new UsageError(`--size ${o.size}: expected 64, 256 or 1024`);
-  if (o.images < 1 || o.images > 8) throw new UsageError(`--images ${o.images}: expected 1 to 8`);
   if (o.batchId !== undefined && !BATCH_ID.test(o.batchId)) {
     throw new UsageError(`--batch-id ${JSON.stringify(o.batchId)}: expected 1 to 128 characters of A-Z a-z 0-9 _ -`);
   }
@@ -182,14 +207,14 @@ async function watchBatch(client: UnclipClient, batch: Batch, onUpdate: (b: Batc
   return batch;
 }
 
-/** A conflicting or invalid submission is the caller's mistake (exit 2), with what to do about it. */
+/** A conflicting batch id gets a hint; the gRPC status (and so the exit status, 64 + code) stays. */
 function submitError(err: ServiceError): never {
-  if (err.code === grpcStatus.ALREADY_EXISTS) {
-    throw new UsageError(`${err.details} (ALREADY_EXISTS): that batch id has other items; pass another --batch-id`);
-  }
-  if (err.code === grpcStatus.INVALID_ARGUMENT) throw new UsageError(`${err.details} (INVALID_ARGUMENT)`);
+  if (err.code === grpcStatus.ALREADY_EXISTS) err.details = `${err.details}; pass another --batch-id`;
   throw err;
 }
+
+/** Every item succeeded. */
+const batchSucceeded = (b: Batch) => b.state === BatchState.COMPLETED && b.failed === 0 && b.cancelled === 0;
 
 function describeEnd(batch: Batch): string {
   const seconds = (Number(batch.updatedAtMs) - Number(batch.createdAtMs)) / 1000;
@@ -213,12 +238,3 @@ function describeBatch(batch: Batch): string {
 const items = (n: number) => `${n} item${n === 1 ? "" : "s"}`;
 const counts = (b: Batch) => `${items(b.total)}, ${b.succeeded} succeeded, ${b.failed} failed, ${b.cancelled} cancelled`;
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-
-async function withClient<T>(address: string, fn: (c: UnclipClient) => Promise<T>): Promise<T> {
-  const client = new UnclipClient(address);
-  try {
-    return await fn(client);
-  } finally {
-    client.close();
-  }
-}

@@ -4,6 +4,7 @@ import {
   Metadata,
   type Client,
   type CallOptions,
+  type ChannelCredentials,
   type ClientReadableStream,
   type ServiceError,
 } from "@grpc/grpc-js";
@@ -51,17 +52,31 @@ export interface UnaryOptions {
 
 const RawClient = makeGenericClientConstructor(grpcServiceDefinition(UnclipService), "UnclipService") as unknown as new (
   address: string,
-  creds: ReturnType<typeof credentials.createInsecure>,
+  creds: ChannelCredentials,
   options: Record<string, unknown>,
 ) => RawClient;
+
+/** How to reach the gateway: plaintext (the default) or TLS. */
+export interface ConnectionOptions {
+  /** Connect with TLS; implied by any of the PEM fields. */
+  tls?: boolean;
+  /** PEM root certificates to trust instead of the system's (grpcurl's -cacert). */
+  caCert?: Buffer;
+  /** PEM client certificate chain and private key, for servers that ask for one (mutual TLS). */
+  cert?: Buffer;
+  key?: Buffer;
+}
 
 /** A typed client of farm.v1.UnclipService over grpc-js. */
 export class UnclipClient {
   private readonly raw: RawClient;
 
-  constructor(address: string) {
+  constructor(address: string, connection: ConnectionOptions = {}) {
+    const { tls, caCert, cert, key } = connection;
+    const creds =
+      tls || caCert || cert || key ? credentials.createSsl(caCert ?? null, key ?? null, cert ?? null) : credentials.createInsecure();
     // Image events may carry PNG bytes (a 1024 px PNG is a few MiB).
-    this.raw = new RawClient(address, credentials.createInsecure(), { "grpc.max_receive_message_length": 64 * 1024 * 1024 });
+    this.raw = new RawClient(address, creds, { "grpc.max_receive_message_length": 64 * 1024 * 1024 });
   }
 
   generate(req: GenerateRequest): AsyncIterable<JobEvent> & { cancel(): void } {
@@ -84,8 +99,8 @@ export class UnclipClient {
     return unary(this.raw.getJob.bind(this.raw), create(GetJobRequestSchema, { jobId }), opts);
   }
 
-  cancelJob(jobId: string): Promise<Job> {
-    return unary(this.raw.cancelJob.bind(this.raw), create(CancelJobRequestSchema, { jobId }));
+  cancelJob(jobId: string, opts?: UnaryOptions): Promise<Job> {
+    return unary(this.raw.cancelJob.bind(this.raw), create(CancelJobRequestSchema, { jobId }), opts);
   }
 
   /** Submits a batch; resubmitting the same batch_id with the same content returns the existing batch. */

@@ -3,4 +3,4 @@ export { renderJob, summarizeTimings, formatResult, JobFailedError, type RenderR
 export { RenderProgress } from "./render-progress.js";
 export { parsePrompts, parseItemsJsonl, itemsToJsonl, defaultBatchId, MAX_INLINE_ITEMS, type PromptDefaults } from "./batch-file.js";
 export { downloadBatchResults, safeFileName, type BatchDownload } from "./batch-download.js";
-export { type UnaryOptions } from "./client.js";
+export { type UnaryOptions, type ConnectionOptions } from "./client.js";

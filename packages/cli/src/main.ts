@@ -1,105 +1,78 @@
 #!/usr/bin/env -S node --import tsx
-import { readFile } from "node:fs/promises";
-import { Command } from "commander";
-import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
-import {
-  create,
-  GenerateRequestSchema,
-  CreateVariationsRequestSchema,
-  EditImageRequestSchema,
-  JobState,
-  toJson,
-  JobSchema,
-} from "@unclip/protocol";
-import { UnclipClient } from "./client.js";
-import { RenderProgress } from "./render-progress.js";
-import { formatResult, renderJob, type RenderResult } from "./render-job.js";
-import { int, samplingFlags, samplingOptions, seedOption, UsageError, type SamplingFlags } from "./cli-args.js";
+import { readFileSync } from "node:fs";
+import { Command, Option } from "commander";
+import { UnclipClient, type ConnectionOptions } from "./client.js";
+import { parseAddress, UsageError } from "./cli-args.js";
+import { status as grpcStatus } from "@grpc/grpc-js";
+import { describeError, EXIT, EXIT_STATUS_HELP, exitCodeFor, isGrpcError } from "./exit-codes.js";
+import { registerJobCommands, type Gateway } from "./job-commands.js";
 import { registerBatchCommands } from "./batch-commands.js";
 
+const DEFAULT_ADDRESS = "127.0.0.1:50051";
+const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+
 const program = new Command("unclip")
-  .description("Talk to an unclip-farm gateway over gRPC")
-  .option("-a, --address <host:port>", "gateway address", process.env.UNCLIP_GATEWAY ?? "127.0.0.1:50051")
-  // Usage errors exit with 2 (help with 0); set before the subcommands, which inherit it.
-  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+  .description("Talk to an unclip-farm gateway (farm.v1.UnclipService) over gRPC")
+  .version(version, "-V, --version", "print the CLI's version")
+  .addOption(
+    new Option("-a, --address <host:port>", "gateway address: host:port or a gRPC target (dns:///host:port, unix:/path)")
+      .env("UNCLIP_GATEWAY")
+      .default(DEFAULT_ADDRESS),
+  )
+  .option("--tls", "connect with TLS (trusting the system's roots unless --cacert); the default is plaintext")
+  .option("--cacert <file>", "PEM root certificates to trust for the gateway's certificate (implies --tls)")
+  .option("--cert <file>", "PEM client certificate, for mutual TLS (with --key; implies --tls)")
+  .option("--key <file>", "PEM private key of --cert")
+  .addHelpText("afterAll", EXIT_STATUS_HELP)
+  .showHelpAfterError("(see unclip --help, or unclip <command> --help)")
+  // Commander's own messages ("error: unknown option …") read like ours.
+  .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, "unclip: ")) })
+  // Usage errors exit with 2 (help and --version with 0); set before the subcommands, which inherit it.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE));
 
-const sampling = (cmd: Command) =>
-  samplingFlags(
-    cmd
-      .option("-n, --images <n>", "number of images (1-8)", int, 1)
-      .option("-s, --size <px>", "output size: 64, 256 or 1024", int, 1024)
-      .addOption(seedOption()),
-  ).option("-o, --out <dir>", "where to write the PNGs", "out");
+type GlobalFlags = { address: string; tls?: boolean; cacert?: string; cert?: string; key?: string };
 
-type RenderFlags = SamplingFlags & { images: number; size: number; seed: bigint; out: string };
+const gateway: Gateway = {
+  connect() {
+    const o = program.opts<GlobalFlags>();
+    const address = parseAddress(o.address, program.getOptionValueSource("address") === "env" ? "UNCLIP_GATEWAY" : "--address");
+    if (!o.cert !== !o.key) throw new UsageError("--cert and --key go together (a client certificate and its private key)");
+    const connection: ConnectionOptions = {
+      tls: o.tls,
+      caCert: o.cacert ? readPem("--cacert", o.cacert) : undefined,
+      cert: o.cert ? readPem("--cert", o.cert) : undefined,
+      key: o.key ? readPem("--key", o.key) : undefined,
+    };
+    return new UnclipClient(address, connection);
+  },
+  invocation() {
+    const o = program.opts<GlobalFlags>();
+    const flags = [
+      ...(program.getOptionValueSource("address") === "cli" ? ["-a", o.address] : []),
+      ...(o.tls && !o.cacert && !o.cert ? ["--tls"] : []),
+      ...(o.cacert ? ["--cacert", o.cacert] : []),
+      ...(o.cert ? ["--cert", o.cert, "--key", o.key!] : []),
+    ];
+    return ["unclip", ...flags].join(" ");
+  },
+};
 
-const common = (o: RenderFlags) => ({ numImages: o.images, size: o.size, seed: o.seed, sampling: samplingOptions(o) });
-
-async function follow(events: AsyncIterable<import("@unclip/protocol").JobEvent>, out: string): Promise<void> {
-  const progress = new RenderProgress();
-  let result: RenderResult;
+function readPem(flag: string, file: string): Buffer {
   try {
-    result = await renderJob(events, out, (e) => progress.update(e));
-  } finally {
-    progress.stop();
+    return readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  console.log(formatResult(result));
 }
 
-sampling(program.command("render").description("render images for a prompt").argument("<prompt>")).action(
-  async (prompt: string, o: RenderFlags) => {
-    const client = new UnclipClient(program.opts().address);
-    await follow(client.generate(create(GenerateRequestSchema, { prompt, ...common(o) })), o.out);
-    client.close();
-  },
-);
+registerJobCommands(program, gateway);
+registerBatchCommands(program, gateway);
 
-sampling(program.command("vary").description("make variations of an image").argument("<image>")).action(
-  async (image: string, o: RenderFlags) => {
-    const client = new UnclipClient(program.opts().address);
-    await follow(client.createVariations(create(CreateVariationsRequestSchema, { image: await readFile(image), ...common(o) })), o.out);
-    client.close();
-  },
-);
-
-sampling(program.command("edit").description("repaint the masked region of an image (mask: white or transparent = repaint)"))
-  .argument("<image>")
-  .argument("<mask>")
-  .argument("<prompt>")
-  .action(async (image: string, mask: string, prompt: string, o: RenderFlags) => {
-    const client = new UnclipClient(program.opts().address);
-    const req = create(EditImageRequestSchema, { image: await readFile(image), mask: await readFile(mask), prompt, ...common(o) });
-    await follow(client.editImage(req), o.out);
-    client.close();
-  });
-
-program
-  .command("status")
-  .description("show a job")
-  .argument("<jobId>")
-  .action(async (jobId: string) => {
-    const client = new UnclipClient(program.opts().address);
-    const job = await client.getJob(jobId);
-    console.log(JSON.stringify(toJson(JobSchema, job), null, 2));
-    client.close();
-    if (job.state === JobState.FAILED) process.exitCode = 1;
-  });
-
-program
-  .command("cancel")
-  .description("cancel a queued or running job")
-  .argument("<jobId>")
-  .action(async (jobId: string) => {
-    const client = new UnclipClient(program.opts().address);
-    const job = await client.cancelJob(jobId);
-    console.log(`job ${job.jobId}: ${JobState[job.state]!.toLowerCase()}`);
-    client.close();
-  });
-
-registerBatchCommands(program, () => program.opts<{ address: string }>().address);
-
-program.parseAsync().catch((err: ServiceError | Error) => {
-  const code = "code" in err && typeof err.code === "number" ? ` (${grpcStatus[err.code]})` : "";
-  console.error(`unclip: ${"details" in err && err.details ? err.details : err.message}${code}`);
-  process.exit(err instanceof UsageError ? 2 : 1);
+program.parseAsync().catch((err: unknown) => {
+  // grpc-js' own UNAVAILABLE (no connection) does not say which address it tried.
+  const unreachable = isGrpcError(err) && err.code === grpcStatus.UNAVAILABLE && /^No connection established/.test(err.details);
+  console.error(
+    `unclip: ${unreachable ? `cannot reach the gateway at ${program.opts<GlobalFlags>().address}: ` : ""}${describeError(err)}`,
+  );
+  process.exit(exitCodeFor(err));
 });

@@ -20,11 +20,18 @@ export class JobFailedError extends Error {
 
 /**
  * Follows a job's event stream to its end and writes every image it produced under outDir/<jobId>/
- * as <index>-<size>.png, downloading through the presigned URLs the gateway hands out.
+ * as <index>-<size>.png: the bytes the events carried (OutputOptions.include_bytes), else downloaded through the
+ * presigned URLs the gateway hands out.
  */
 export async function renderJob(events: AsyncIterable<JobEvent>, outDir: string, onEvent?: (e: JobEvent) => void): Promise<RenderResult> {
   const started = Date.now();
   const images = new Map<string, ImageRef>();
+  // The same image comes more than once (stage_finished, preview or image, the job record); only preview and image
+  // events carry its bytes (include_bytes), so a reference with bytes is kept over one without.
+  const see = (image: ImageRef) => {
+    const key = `${image.index}-${image.size}`;
+    if (image.png.length > 0 || !(images.get(key)?.png.length ?? 0)) images.set(key, image);
+  };
   const timings: StageTiming[] = [];
   let job: Job | undefined;
   for await (const event of events) {
@@ -32,16 +39,16 @@ export async function renderJob(events: AsyncIterable<JobEvent>, outDir: string,
     const e = event.event;
     if (e.case === "stageFinished") {
       if (e.value.timing) timings.push(e.value.timing);
-      if (e.value.output) images.set(`${e.value.output.index}-${e.value.output.size}`, e.value.output);
-    } else if (e.case === "image") {
-      images.set(`${e.value.index}-${e.value.size}`, e.value);
+      if (e.value.output) see(e.value.output);
+    } else if (e.case === "preview" || e.case === "image") {
+      see(e.value);
     } else if (e.case === "completed" || e.case === "failed" || e.case === "cancelled") {
       job = e.value;
     }
   }
   if (!job) throw new Error("the gateway closed the stream before the job ended");
   if (job.state !== JobState.SUCCEEDED) throw new JobFailedError(job);
-  for (const image of job.images) images.set(`${image.index}-${image.size}`, image);
+  for (const image of job.images) see(image);
   const dir = path.join(outDir, job.jobId);
   await mkdir(dir, { recursive: true });
   const files = await Promise.all(

@@ -5,6 +5,7 @@ import { stageName, type JobEvent } from "@unclip/protocol";
 export class RenderProgress {
   private readonly multibar: MultiBar;
   private readonly bars = new Map<number, SingleBar>();
+  private stopped = false;
 
   constructor(private readonly enabled = process.stderr.isTTY === true) {
     this.multibar = new MultiBar(
@@ -14,7 +15,7 @@ export class RenderProgress {
   }
 
   update(event: JobEvent): void {
-    if (!this.enabled) return;
+    if (!this.enabled || this.stopped) return;
     const e = event.event;
     if (e.case === "stageStarted") this.bar(e.value.index).update(0, { stage: stageName(e.value.stage) });
     else if (e.case === "step")
@@ -26,7 +27,9 @@ export class RenderProgress {
   }
 
   stop(): void {
-    this.multibar.stop();
+    // Without bars (no terminal) there is nothing to stop, and MultiBar.stop would still write a newline.
+    if (this.bars.size > 0 && !this.stopped) this.multibar.stop();
+    this.stopped = true;
   }
 
   private bar(index: number): SingleBar {

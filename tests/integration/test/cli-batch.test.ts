@@ -82,11 +82,11 @@ describe("unclip batch against a running farm", () => {
     expect(status).toMatchObject({ batchId, state: "BATCH_STATE_COMPLETED", total: 6, succeeded: 6 });
     expect(status.resultsUrl).toMatch(/^http/);
 
-    // The same id with other items is the caller's mistake.
+    // The same id with other items: ALREADY_EXISTS (6), exit 64 + 6, with what to do about it.
     await writeFile(path.join(dir, "other.txt"), "a white star\n");
     const conflict = await unclip("batch", path.join(dir, "other.txt"), "--batch-id", batchId, "--size", "64");
-    expect(conflict.code).toBe(2);
-    expect(conflict.stderr).toMatch(/already exists with other items \(ALREADY_EXISTS\)/);
+    expect(conflict.code).toBe(70);
+    expect(conflict.stderr).toMatch(/already exists with other items; pass another --batch-id \(ALREADY_EXISTS\)/);
   });
 
   it("runs JSONL items, exits 1 when one fails, and files results under safe names", async () => {
@@ -133,8 +133,10 @@ describe("unclip batch against a running farm", () => {
     const jsonlFlags = await unclip("batch", path.join(dir, "items.jsonl"), "--size", "64");
     expect(jsonlFlags.code).toBe(2);
     expect(jsonlFlags.stderr).toMatch(/--size applies to prompts files only/);
+    const badImages = await unclip("batch", big, "-n", "0");
+    expect(badImages).toMatchObject({ code: 2, stderr: 'unclip: --images: "0" is not a whole number from 1 to 8\n' });
     const missing = await unclip("batch-status", "no-such-batch");
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(69);
     expect(missing.stderr).toMatch(/^unclip: batch no-such-batch does not exist.*\(NOT_FOUND\)\n$/);
   });
 });
