@@ -248,7 +248,7 @@ export function networkRules(objects: K8sObject[]): string[] {
   return problems;
 }
 
-/** ScaledObjects: targets, consumers and the lagThreshold = UNCLIP_MAX_BATCH + UNCLIP_PREFETCH rule. */
+/** ScaledObjects: targets, consumers and the lagThreshold = UNCLIP_MAX_BATCH rule (one batch per replica, keda.yaml). */
 export function kedaRules(objects: K8sObject[]): string[] {
   const problems: string[] = [];
   const scaled = objects.filter((o) => o.kind === "ScaledObject");
@@ -268,8 +268,8 @@ export function kedaRules(objects: K8sObject[]): string[] {
     if ((target.spec as { replicas?: number }).replicas !== undefined) problems.push(`${objectId(target)}: has replicas although KEDA owns the count`);
     const pool = target.metadata.name.replace(/-worker$/, "");
     const c = (target.spec as any).template.spec.containers[0] as Container;
-    const hold = Number(envValue(c, "UNCLIP_MAX_BATCH")) + Number(envValue(c, "UNCLIP_PREFETCH"));
-    if (!Number.isInteger(hold)) problems.push(`${objectId(target)}: UNCLIP_MAX_BATCH and UNCLIP_PREFETCH must be set literally`);
+    const batch = Number(envValue(c, "UNCLIP_MAX_BATCH"));
+    if (!Number.isInteger(batch)) problems.push(`${objectId(target)}: UNCLIP_MAX_BATCH must be set literally`);
     const triggers = (spec.triggers ?? []) as { type: string; name?: string; metadata: Record<string, string> }[];
     const expected: Record<string, string> = { interactive: `pool-${pool}`, batch: `pool-${pool}-batch` };
     for (const [name, consumer] of Object.entries(expected)) {
@@ -283,8 +283,8 @@ export function kedaRules(objects: K8sObject[]): string[] {
       if (m.consumer !== consumer) problems.push(`${id}: trigger ${name} reads consumer ${m.consumer}, not ${consumer}`);
       if (m.stream !== "FARM_TASKS") problems.push(`${id}: trigger ${name} reads stream ${m.stream}, not FARM_TASKS`);
       if (m.account !== "$G") problems.push(`${id}: trigger ${name}: account must be $G (users without accounts live there)`);
-      if (Number(m.lagThreshold) !== hold) {
-        problems.push(`${id}: trigger ${name} lagThreshold ${m.lagThreshold} != UNCLIP_MAX_BATCH + UNCLIP_PREFETCH = ${hold}`);
+      if (Number(m.lagThreshold) !== batch) {
+        problems.push(`${id}: trigger ${name} lagThreshold ${m.lagThreshold} != UNCLIP_MAX_BATCH = ${batch}`);
       }
       const endpoint = new RegExp(`^nats\\.${s.metadata.namespace}\\.svc(\\.cluster\\.local)?:8222$`);
       if (!endpoint.test(m.natsServerMonitoringEndpoint ?? "")) {
@@ -296,7 +296,7 @@ export function kedaRules(objects: K8sObject[]): string[] {
     if (!mod) problems.push(`${id}: no scalingModifiers (the lanes' lags must be summed)`);
     else {
       if (String(mod.formula).replace(/\s+/g, "") !== "interactive+batch") problems.push(`${id}: formula ${mod.formula} is not "interactive + batch"`);
-      if (Number(mod.target) !== hold) problems.push(`${id}: scalingModifiers.target ${mod.target} != ${hold}`);
+      if (Number(mod.target) !== batch) problems.push(`${id}: scalingModifiers.target ${mod.target} != UNCLIP_MAX_BATCH = ${batch}`);
       if (mod.metricType !== "AverageValue") problems.push(`${id}: scalingModifiers.metricType must be AverageValue`);
     }
     if (spec.minReplicaCount > spec.maxReplicaCount) problems.push(`${id}: minReplicaCount above maxReplicaCount`);

@@ -50,10 +50,14 @@ describe("the deploy check catches", () => {
     expect(problems(o)).toContainEqual("network: prior-worker -> gateway:50051 is allowed, should be denied");
   });
 
-  it("a lagThreshold out of step with UNCLIP_MAX_BATCH + UNCLIP_PREFETCH", () => {
+  it("a lagThreshold or target out of step with UNCLIP_MAX_BATCH (batch + prefetch is not the rule)", () => {
     const o = gpu();
-    (find(o, "ScaledObject", "upscale-worker")!.spec as any).triggers[1].metadata.lagThreshold = "16";
-    expect(problems(o)).toContainEqual(expect.stringMatching(/upscale-worker: trigger batch lagThreshold 16 != UNCLIP_MAX_BATCH \+ UNCLIP_PREFETCH = 8/));
+    const spec = find(o, "ScaledObject", "upscale-worker")!.spec as any;
+    spec.triggers[1].metadata.lagThreshold = "8";
+    spec.advanced.scalingModifiers.target = "8";
+    const p = problems(o);
+    expect(p).toContainEqual(expect.stringMatching(/upscale-worker: trigger batch lagThreshold 8 != UNCLIP_MAX_BATCH = 4/));
+    expect(p).toContainEqual(expect.stringMatching(/upscale-worker: scalingModifiers.target 8 != UNCLIP_MAX_BATCH = 4/));
   });
 
   it("a real password, an unknown field, an unknown kind, an unknown UNCLIP_ variable", () => {
