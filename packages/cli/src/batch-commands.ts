@@ -1,27 +1,16 @@
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import type { Command } from "commander";
 import { create, toJson, BatchSchema, BatchState, SubmitBatchRequestSchema, type Batch, type SubmitBatchRequest } from "@unclip/protocol";
-import {
-  imagesOption,
-  jsonOption,
-  samplingFlags,
-  samplingOptions,
-  seedOption,
-  sizeOption,
-  UsageError,
-  type SamplingFlags,
-} from "./cli-args.js";
+import { imageFlags, imageSettings, jsonOption, UsageError, type ImageFlags } from "./cli-args.js";
 import { BATCH_ID, defaultBatchId, isJsonlFile, itemsToJsonl, manifestBatchId, MAX_INLINE_ITEMS, readBatchFile } from "./batch-file.js";
 import { BatchProgress, batchStateName, formatEta } from "./batch-progress.js";
 import { downloadBatchResults } from "./batch-download.js";
 import type { UnclipClient } from "./client.js";
+import { withClient, type Gateway } from "./command-context.js";
 import { EXIT } from "./exit-codes.js";
-import { withClient, type Gateway } from "./job-commands.js";
+import { printReply, registerReplyCommand } from "./reply-command.js";
 
-type BatchFlags = SamplingFlags & {
-  images: number;
-  size: number;
-  seed: bigint;
+type BatchFlags = ImageFlags & {
   batchId?: string;
   manifestKey?: string;
   printItems?: boolean;
@@ -35,17 +24,15 @@ const TRANSIENT = new Set<number>([grpcStatus.UNAVAILABLE, grpcStatus.DEADLINE_E
 
 /** unclip batch, batch-status, batch-results and batch-cancel. */
 export function registerBatchCommands(program: Command, gateway: Gateway): void {
-  samplingFlags(
+  imageFlags(
     program
       .command("batch")
       .description(
         "submit a batch (a prompts file: one prompt per line; or .jsonl: one BatchItem per line) and watch it to the end; " +
           "rerunning resumes watching the same batch",
       )
-      .argument("[file]", "prompts file (# comments and blank lines skipped) or items .jsonl")
-      .addOption(imagesOption("images per prompt"))
-      .addOption(sizeOption())
-      .addOption(seedOption()),
+      .argument("[file]", "prompts file (# comments and blank lines skipped) or items .jsonl"),
+    "images per prompt",
   )
     .option("--batch-id <id>", "the batch's id (default: b- and a hash of the items, so a rerun is the same batch)")
     .option("--manifest-key <key>", `a JSONL manifest already in the farm's bucket, for batches over ${MAX_INLINE_ITEMS} items`)
@@ -82,7 +69,7 @@ export function registerBatchCommands(program: Command, gateway: Gateway): void 
         progress.update(batch);
         batch = await watchBatch(client, batch, (b) => progress.update(b));
         progress.stop();
-        console.log(o.json ? JSON.stringify(toJson(BatchSchema, batch), null, 2) : describeEnd(batch));
+        printReply(BatchSchema, batch, o.json, describeEnd);
         if (!batchSucceeded(batch)) process.exitCode = EXIT.UNSUCCESSFUL;
       } finally {
         process.off("SIGINT", onInterrupt);
@@ -91,18 +78,16 @@ export function registerBatchCommands(program: Command, gateway: Gateway): void 
       }
     });
 
-  program
-    .command("batch-status")
-    .description("show a batch's state, counts, ETA and results URL (GetBatch); exits 1 when it ended without success")
-    .argument("<batchId>")
-    .addOption(jsonOption("the Batch"))
-    .action(async (batchId: string, o: { json?: boolean }) => {
-      const batch = await withClient(gateway, (c) => c.getBatch(batchId, { timeoutMs: 30_000 }));
-      console.log(o.json ? JSON.stringify(toJson(BatchSchema, batch), null, 2) : describeBatch(batch));
-      if (batch.state !== BatchState.RUNNING && batch.state !== BatchState.UNSPECIFIED && !batchSucceeded(batch)) {
-        process.exitCode = EXIT.UNSUCCESSFUL;
-      }
-    });
+  registerReplyCommand(program, gateway, {
+    name: "batch-status",
+    description: "show a batch's state, counts, ETA and results URL (GetBatch); exits 1 when it ended without success",
+    argument: "<batchId>",
+    json: "the Batch",
+    schema: BatchSchema,
+    call: (c, batchId) => c.getBatch(batchId, { timeoutMs: 30_000 }),
+    describe: describeBatch,
+    unsuccessful: (batch) => batch.state !== BatchState.RUNNING && batch.state !== BatchState.UNSPECIFIED && !batchSucceeded(batch),
+  });
 
   program
     .command("batch-results")
@@ -147,15 +132,15 @@ export function registerBatchCommands(program: Command, gateway: Gateway): void 
       });
     });
 
-  program
-    .command("batch-cancel")
-    .description("cancel a batch's items that have not ended (CancelBatch; the batch ends CANCELLED once they have stopped)")
-    .argument("<batchId>")
-    .addOption(jsonOption("the Batch"))
-    .action(async (batchId: string, o: { json?: boolean }) => {
-      const batch = await withClient(gateway, (c) => c.cancelBatch(batchId, { timeoutMs: 60_000 }));
-      console.log(o.json ? JSON.stringify(toJson(BatchSchema, batch), null, 2) : describeBatch(batch));
-    });
+  registerReplyCommand(program, gateway, {
+    name: "batch-cancel",
+    description: "cancel a batch's items that have not ended (CancelBatch; the batch ends CANCELLED once they have stopped)",
+    argument: "<batchId>",
+    json: "the Batch",
+    schema: BatchSchema,
+    call: (c, batchId) => c.cancelBatch(batchId, { timeoutMs: 60_000 }),
+    describe: describeBatch,
+  });
 }
 
 /** The SubmitBatch request the flags ask for, or undefined when the command has done its work (--print-items). */
@@ -175,7 +160,7 @@ async function batchRequest(file: string | undefined, o: BatchFlags, cmd: Comman
     if (o.printItems) throw new UsageError("--print-items needs a file");
     return create(SubmitBatchRequestSchema, { batchId: o.batchId ?? manifestBatchId(o.manifestKey), manifestKey: o.manifestKey });
   }
-  const items = await readBatchFile(file!, { numImages: o.images, size: o.size, seed: o.seed, sampling: samplingOptions(o) });
+  const items = await readBatchFile(file!, imageSettings(o));
   if (o.printItems) {
     process.stdout.write(itemsToJsonl(items));
     return undefined;

@@ -84,21 +84,21 @@ export function parseAddress(v: string, source: string): string {
 }
 
 /** -n: images per request (the gateway renders 1 to 8). */
-export const imagesOption = (what: string): Option =>
+const imagesOption = (what: string): Option =>
   new Option("-n, --images <n>", `${what} (1-8)`).argParser(wholeNumber("--images", 1, 8)).default(1);
 
 /** -s: output size. */
-export const sizeOption = (): Option =>
+const sizeOption = (): Option =>
   new Option("-s, --size <px>", "output size: 64, 256 or 1024").argParser(oneOf("--size", [64, 256, 1024])).default(1024);
 
 /** --seed as a bigint (default 0 = random). */
-export const seedOption = (): Option =>
+const seedOption = (): Option =>
   new Option("--seed <seed>", "seed of the first image, 0 to 2^64-1 (image i uses seed + i; 0 = random)")
     .argParser(uint64("--seed"))
     .default(0n, "0");
 
-/** Flags of SamplingOptions, shared by render, vary, edit and batch; left out = the model's default. */
-export const samplingFlags = (cmd: Command): Command =>
+/** Flags of SamplingOptions; left out = the model's default. */
+const samplingFlags = (cmd: Command): Command =>
   cmd
     .addOption(
       new Option("--prior-steps <n>", "prior diffusion steps, 1-1000 (default: the model's)").argParser(
@@ -118,7 +118,7 @@ export const samplingFlags = (cmd: Command): Command =>
     )
     .addOption(new Option("--sampler <name>", "ddpm or ddim (default: the model's)").argParser(sampler));
 
-export type SamplingFlags = {
+type SamplingFlags = {
   priorSteps?: number;
   decoderSteps?: number;
   priorGuidance?: number;
@@ -127,7 +127,7 @@ export type SamplingFlags = {
 };
 
 /** The SamplingOptions the flags ask for; zero values (flags left out) mean the model's defaults. */
-export const samplingOptions = (o: SamplingFlags): SamplingOptions =>
+const samplingOptions = (o: SamplingFlags): SamplingOptions =>
   create(SamplingOptionsSchema, {
     priorSteps: o.priorSteps ?? 0,
     decoderSteps: o.decoderSteps ?? 0,
@@ -135,6 +135,15 @@ export const samplingOptions = (o: SamplingFlags): SamplingOptions =>
     decoderGuidance: o.decoderGuidance ?? 0,
     sampler: o.sampler ?? "",
   });
+
+/** The flags that shape the images (render, vary, edit and batch): -n, counting `images`, -s, --seed and sampling. */
+export const imageFlags = (cmd: Command, images: string): Command =>
+  samplingFlags(cmd.addOption(imagesOption(images)).addOption(sizeOption()).addOption(seedOption()));
+
+export type ImageFlags = SamplingFlags & { images: number; size: number; seed: bigint };
+
+/** The request fields the image flags ask for. */
+export const imageSettings = (o: ImageFlags) => ({ numImages: o.images, size: o.size, seed: o.seed, sampling: samplingOptions(o) });
 
 /** --json, the same on every command. */
 export const jsonOption = (what: string): Option =>

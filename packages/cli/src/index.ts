@@ -4,3 +4,4 @@ export { RenderProgress } from "./render-progress.js";
 export { parsePrompts, parseItemsJsonl, itemsToJsonl, defaultBatchId, MAX_INLINE_ITEMS, type PromptDefaults } from "./batch-file.js";
 export { downloadBatchResults, safeFileName, type BatchDownload } from "./batch-download.js";
 export { type UnaryOptions, type ConnectionOptions } from "./client.js";
+export { runCli, type CliRun } from "./run-cli.js";

@@ -2,7 +2,6 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import {
   create,
-  toJson,
   toJsonString,
   CreateVariationsRequestSchema,
   EditImageRequestSchema,
@@ -15,31 +14,17 @@ import {
   type Job,
   type JobEvent,
 } from "@unclip/protocol";
-import {
-  imagesOption,
-  jsonOption,
-  samplingFlags,
-  samplingOptions,
-  seedOption,
-  sizeOption,
-  UsageError,
-  type SamplingFlags,
-} from "./cli-args.js";
+import { imageFlags, imageSettings, jsonOption, UsageError, type ImageFlags } from "./cli-args.js";
 import type { UnclipClient } from "./client.js";
+import { withClient, type Gateway } from "./command-context.js";
 import { describeError, EXIT } from "./exit-codes.js";
 import { formatEta } from "./batch-progress.js";
 import { formatResult, renderJob, summarizeTimings } from "./render-job.js";
 import { RenderProgress } from "./render-progress.js";
-
-/** How the commands reach the gateway (the global flags), and how to name it in hints. */
-export interface Gateway {
-  connect(): UnclipClient;
-  /** `unclip` plus the connection flags this run was given, for the hints printed after Ctrl-C. */
-  invocation(): string;
-}
+import { registerReplyCommand } from "./reply-command.js";
 
 type FollowFlags = { out: string; json?: boolean; cancelOnInterrupt?: boolean };
-type RenderFlags = SamplingFlags & FollowFlags & { images: number; size: number; seed: bigint; includeBytes?: boolean };
+type RenderFlags = ImageFlags & FollowFlags & { includeBytes?: boolean };
 
 type JobStream = AsyncIterable<JobEvent> & { cancel(): void };
 
@@ -52,7 +37,7 @@ const followFlags = (cmd: Command): Command =>
 
 const renderFlags = (cmd: Command): Command =>
   followFlags(
-    samplingFlags(cmd.addOption(imagesOption("number of images")).addOption(sizeOption()).addOption(seedOption())).option(
+    imageFlags(cmd, "number of images").option(
       "--include-bytes",
       "have the gateway send the PNGs inline (OutputOptions.include_bytes) instead of fetching presigned URLs; " +
         "for clients that cannot reach the object store",
@@ -60,10 +45,7 @@ const renderFlags = (cmd: Command): Command =>
   );
 
 const common = (o: RenderFlags) => ({
-  numImages: o.images,
-  size: o.size,
-  seed: o.seed,
-  sampling: samplingOptions(o),
+  ...imageSettings(o),
   ...(o.includeBytes ? { output: create(OutputOptionsSchema, { includeBytes: true }) } : {}),
 });
 
@@ -106,26 +88,26 @@ export function registerJobCommands(program: Command, gateway: Gateway): void {
     await withClient(gateway, (client) => follow(gateway, client, () => client.watchJob(jobId), o, jobId));
   });
 
-  program
-    .command("status")
-    .description("show a job (GetJob); exits 1 when the job ended failed or cancelled")
-    .argument("<jobId>")
-    .addOption(jsonOption("the Job"))
-    .action(async (jobId: string, o: { json?: boolean }) => {
-      const job = await withClient(gateway, (c) => c.getJob(jobId, { timeoutMs: 30_000 }));
-      console.log(o.json ? JSON.stringify(toJson(JobSchema, job), null, 2) : describeJob(job));
-      if (job.state === JobState.FAILED || job.state === JobState.CANCELLED) process.exitCode = EXIT.UNSUCCESSFUL;
-    });
+  registerReplyCommand(program, gateway, {
+    name: "status",
+    description: "show a job (GetJob); exits 1 when the job ended failed or cancelled",
+    argument: "<jobId>",
+    json: "the Job",
+    schema: JobSchema,
+    call: (c, jobId) => c.getJob(jobId, { timeoutMs: 30_000 }),
+    describe: describeJob,
+    unsuccessful: (job) => job.state === JobState.FAILED || job.state === JobState.CANCELLED,
+  });
 
-  program
-    .command("cancel")
-    .description("cancel a queued or running job (CancelJob; a job that already ended is FAILED_PRECONDITION, exit 73)")
-    .argument("<jobId>")
-    .addOption(jsonOption("the cancelled Job"))
-    .action(async (jobId: string, o: { json?: boolean }) => {
-      const job = await withClient(gateway, (c) => c.cancelJob(jobId, { timeoutMs: 60_000 }));
-      console.log(o.json ? JSON.stringify(toJson(JobSchema, job), null, 2) : `job ${job.jobId}: ${stateName(job.state)}`);
-    });
+  registerReplyCommand(program, gateway, {
+    name: "cancel",
+    description: "cancel a queued or running job (CancelJob; a job that already ended is FAILED_PRECONDITION, exit 73)",
+    argument: "<jobId>",
+    json: "the cancelled Job",
+    schema: JobSchema,
+    call: (c, jobId) => c.cancelJob(jobId, { timeoutMs: 60_000 }),
+    describe: (job) => `job ${job.jobId}: ${stateName(job.state)}`,
+  });
 }
 
 /**
@@ -208,14 +190,5 @@ async function readInput(file: string): Promise<Uint8Array> {
     return await readFile(file);
   } catch (err) {
     throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
-
-export async function withClient<T>(gateway: Gateway, fn: (c: UnclipClient) => Promise<T>): Promise<T> {
-  const client = gateway.connect();
-  try {
-    return await fn(client);
-  } finally {
-    client.close();
   }
 }

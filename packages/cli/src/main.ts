@@ -5,8 +5,9 @@ import { UnclipClient, type ConnectionOptions } from "./client.js";
 import { parseAddress, UsageError } from "./cli-args.js";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { describeError, EXIT, EXIT_STATUS_HELP, exitCodeFor, isGrpcError } from "./exit-codes.js";
-import { registerJobCommands, type Gateway } from "./job-commands.js";
+import { registerJobCommands } from "./job-commands.js";
 import { registerBatchCommands } from "./batch-commands.js";
+import type { Gateway } from "./command-context.js";
 
 const DEFAULT_ADDRESS = "127.0.0.1:50051";
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };

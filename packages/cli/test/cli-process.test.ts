@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import {
   create,
@@ -19,34 +18,16 @@ import {
   type Job,
   type JobEvent,
 } from "@unclip/protocol";
+import { runCli as unclip } from "../src/run-cli.js";
 
 /**
  * The CLI as a process against a stand-in gateway (plaintext and TLS): what a real farm cannot do on cue, such as a
  * job that never ends (Ctrl-C) or a server certificate (the gateway has no TLS yet).
  */
-const MAIN = fileURLToPath(new URL("../src/main.ts", import.meta.url));
+
 /** The TLS case makes a self-signed certificate with openssl; without it, that case is skipped. */
 const HAVE_OPENSSL = spawnSync("openssl", ["version"]).status === 0;
 const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
-
-type Outcome = { code: number | null; stdout: string; stderr: string };
-
-/** Runs the CLI; onLine sees each stdout line as it comes (and may signal the process). */
-function unclip(args: string[], onLine?: (line: string, child: ReturnType<typeof spawn>) => void): Promise<Outcome> {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } });
-  let stdout = "";
-  let stderr = "";
-  let partial = "";
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d;
-    partial += d;
-    const lines = partial.split("\n");
-    partial = lines.pop()!;
-    for (const line of lines) onLine?.(line, child);
-  });
-  child.stderr.on("data", (d: Buffer) => (stderr += d));
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
-}
 
 const job = (jobId: string, state: JobState, extra: Omit<Partial<Job>, "$typeName" | "$unknown"> = {}) =>
   create(JobSchema, { jobId, state, prompt: "a cat", numImages: 1, size: 64, ...extra });
@@ -162,9 +143,11 @@ describe("the unclip CLI as a process", { timeout: 60_000 }, () => {
 
   it("on Ctrl-C leaves the job running and says how to watch or cancel it (exit 130)", async () => {
     let jobId = "";
-    const r = await unclip(["-a", plainAddress, "render", "never ends", "--json"], (line, child) => {
-      jobId = (JSON.parse(line) as { jobId: string }).jobId;
-      child.kill("SIGINT");
+    const r = await unclip(["-a", plainAddress, "render", "never ends", "--json"], {
+      onLine: (line, kill) => {
+        jobId = (JSON.parse(line) as { jobId: string }).jobId;
+        kill("SIGINT");
+      },
     });
     expect(r.code).toBe(130);
     expect(r.stderr).toContain(`stopped following job ${jobId}; it keeps running on the farm`);
@@ -175,9 +158,11 @@ describe("the unclip CLI as a process", { timeout: 60_000 }, () => {
 
   it("on Ctrl-C with --cancel-on-interrupt cancels the job (exit 130)", async () => {
     let jobId = "";
-    const r = await unclip(["-a", plainAddress, "render", "never ends", "--json", "--cancel-on-interrupt"], (line, child) => {
-      jobId = (JSON.parse(line) as { jobId: string }).jobId;
-      child.kill("SIGINT");
+    const r = await unclip(["-a", plainAddress, "render", "never ends", "--json", "--cancel-on-interrupt"], {
+      onLine: (line, kill) => {
+        jobId = (JSON.parse(line) as { jobId: string }).jobId;
+        kill("SIGINT");
+      },
     });
     expect(r.code).toBe(130);
     expect(r.stderr).toContain(`cancelled job ${jobId} (cancelled)`);

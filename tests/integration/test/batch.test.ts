@@ -17,7 +17,8 @@ import { collect, fetchBytes, generateRequest, startTestFarm, terminal } from ".
 let env: Awaited<ReturnType<typeof startTestFarm>>;
 let conn: FarmConnection;
 beforeAll(async () => {
-  env = await startTestFarm();
+  // A small share of the batch lane per batch, so that fairness between batches shows with small batches.
+  env = await startTestFarm({ serviceEnv: { gateway: { UNCLIP_BATCH_IN_FLIGHT: "8" } } });
   conn = await connectFarm(env.farm.nats.url, "batch-test");
 });
 afterAll(async () => {
@@ -143,6 +144,19 @@ describe("batch jobs", () => {
     expect(listed.filter((i) => i.state === JobState.CANCELLED && i.jobId && !i.error)).toHaveLength(0);
     const again = await env.client.cancelBatch("sixty").catch((e: ServiceError) => e);
     expect((again as ServiceError).code).toBe(status.FAILED_PRECONDITION);
+  });
+
+  it("does not hold a small batch back behind a big one submitted earlier", async () => {
+    await env.client.submitBatch(create(SubmitBatchRequestSchema, { batchId: "big", items: items(120, 20) }));
+    await waitFor("big", (b) => b.succeeded >= 1);
+    await env.client.submitBatch(create(SubmitBatchRequestSchema, { batchId: "small", items: items(10, 20) }));
+    const small = await waitFor("small", ended);
+    const big = await env.client.getBatch("big");
+    expect([small.state, small.succeeded]).toEqual([BatchState.COMPLETED, 10]);
+    // In one FIFO the small batch would wait for all 120; sharing the lane, it waits for a few of the big one's.
+    expect(big.succeeded).toBeLessThan(60);
+    await env.client.cancelBatch("big");
+    await waitFor("big", ended);
   });
 
   it("loses no item when the gateway driving a batch is SIGKILLed", async () => {

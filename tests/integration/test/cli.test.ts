@@ -1,45 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { describe, expect, it } from "vitest";
+import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { OTHER_TOOLS_VARIABLES } from "@unclip/core";
 import { repoRoot } from "@unclip/devstack";
-import { pngSize, startTestFarm } from "./farm-fixture.js";
+import { cliTestFarm } from "./cli-fixture.js";
+import { pngSize } from "./farm-fixture.js";
 
-let env: Awaited<ReturnType<typeof startTestFarm>>;
-let out: string;
-beforeAll(async () => {
-  env = await startTestFarm();
-  out = await mkdtemp(path.join(tmpdir(), "unclip-cli-"));
-});
-afterAll(async () => {
-  await env?.stop();
-  await rm(out, { recursive: true, force: true });
-});
-
+const cli = cliTestFarm("unclip-cli-");
+const { unclip } = cli;
 const CLI_SOURCE = path.join(repoRoot, "packages/cli/src");
-type Outcome = { code: number | null; stdout: string; stderr: string };
-
-/** Runs the CLI against the test farm; onLine sees each stdout line as it comes (and may signal the process). */
-function unclip(args: string[], onLine?: (line: string, kill: (signal: NodeJS.Signals) => void) => void): Promise<Outcome> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(CLI_SOURCE, "main.ts"), "-a", env.farm.grpcAddress, ...args], {
-    cwd: repoRoot,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  let partial = "";
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d;
-    partial += d;
-    const lines = partial.split("\n");
-    partial = lines.pop()!;
-    for (const line of lines) onLine?.(line, (signal) => child.kill(signal));
-  });
-  child.stderr.on("data", (d: Buffer) => (stderr += d));
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
-}
 
 type EventLine = { jobId: string; atMs: string } & Record<string, any>;
 const jsonLines = (stdout: string) =>
@@ -52,16 +21,16 @@ const quick = ["--prior-steps", "5", "--decoder-steps", "5"];
 
 describe("the unclip CLI against a running farm", () => {
   it("renders, writes every size it produced, and reports per-stage timings", async () => {
-    const r = await unclip(["render", "a red circle on a blue background", "-s", "256", "-n", "2", ...quick, "-o", out]);
+    const r = await unclip(["render", "a red circle on a blue background", "-s", "256", "-n", "2", ...quick, "-o", cli.dir]);
     expect(r.code, r.stderr).toBe(0);
     const jobId = /job (\S+) finished/.exec(r.stdout)![1]!;
     // The job id comes on stderr as soon as the job is queued; stdout has the result.
     expect(r.stderr).toMatch(new RegExp(`^job ${jobId} queued, ETA `, "m"));
     expect(r.stdout).toMatch(/prior\s+[\d.]+ s per image/);
     expect(r.stdout).toMatch(/upscale-256\s+[\d.]+ s per image/);
-    const files = (await readdir(path.join(out, jobId))).sort();
+    const files = (await readdir(path.join(cli.dir, jobId))).sort();
     expect(files).toEqual(["0-256.png", "0-64.png", "1-256.png", "1-64.png"]);
-    expect(await pngSize(await readFile(path.join(out, jobId, "1-256.png")))).toEqual({ width: 256, height: 256 });
+    expect(await pngSize(await readFile(path.join(cli.dir, jobId, "1-256.png")))).toEqual({ width: 256, height: 256 });
 
     const status = await unclip(["status", jobId, "--json"]);
     expect(status.code).toBe(0);
@@ -73,7 +42,7 @@ describe("the unclip CLI against a running farm", () => {
   });
 
   it("--json: one JobEvent per line, queued first and the terminal event last; --include-bytes writes the inline PNGs", async () => {
-    const r = await unclip(["render", "a green star", "-s", "256", ...quick, "--seed", "5", "--json", "--include-bytes", "-o", out]);
+    const r = await unclip(["render", "a green star", "-s", "256", ...quick, "--seed", "5", "--json", "--include-bytes", "-o", cli.dir]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe("");
     const events = jsonLines(r.stdout);
@@ -94,7 +63,7 @@ describe("the unclip CLI against a running farm", () => {
       expect(ref.size).toBe(size);
       const png = Buffer.from(ref.png, "base64");
       expect(await pngSize(png)).toEqual({ width: size, height: size });
-      expect(await readFile(path.join(out, jobId, `0-${size}.png`))).toEqual(png);
+      expect(await readFile(path.join(cli.dir, jobId, `0-${size}.png`))).toEqual(png);
     }
   });
 
@@ -132,7 +101,7 @@ describe("the unclip CLI against a running farm", () => {
     let jobId = "";
     // Enough steps that the job still runs when watch starts (a few seconds), so watch sees its progress too.
     const steps = ["--prior-steps", "1000", "--decoder-steps", "1000"];
-    const interrupted = await unclip(["render", "a blue square", "-s", "256", ...steps, "--json", "-o", out], (line, kill) => {
+    const interrupted = await unclip(["render", "a blue square", "-s", "256", ...steps, "--json", "-o", cli.dir], (line, kill) => {
       if (jobId) return;
       jobId = (JSON.parse(line) as EventLine).jobId;
       kill("SIGINT");
@@ -141,16 +110,16 @@ describe("the unclip CLI against a running farm", () => {
     expect(interrupted.stderr).toContain(`stopped following job ${jobId}; it keeps running on the farm`);
     expect(interrupted.stderr).toContain(`watch ${jobId}`);
 
-    const watched = await unclip(["watch", jobId, "--json", "-o", out]);
+    const watched = await unclip(["watch", jobId, "--json", "-o", cli.dir]);
     expect(watched.code, watched.stderr).toBe(0);
     const events = jsonLines(watched.stdout);
     expect(events.every((e) => e.jobId === jobId)).toBe(true);
     expect(events.length).toBeGreaterThan(1);
     expect(events.at(-1)).toMatchObject({ completed: { jobId, state: "JOB_STATE_SUCCEEDED" } });
-    expect(await pngSize(await readFile(path.join(out, jobId, "0-256.png")))).toEqual({ width: 256, height: 256 });
+    expect(await pngSize(await readFile(path.join(cli.dir, jobId, "0-256.png")))).toEqual({ width: 256, height: 256 });
 
     // Watching a job that has ended gives its terminal event at once; human mode prints the result.
-    const again = await unclip(["watch", jobId, "-o", out]);
+    const again = await unclip(["watch", jobId, "-o", cli.dir]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(new RegExp(`^job ${jobId} finished in`));
   });
@@ -160,7 +129,7 @@ describe("the unclip CLI against a running farm", () => {
     // Enough steps that the job is still running when the interrupt comes.
     const slow = ["--prior-steps", "1000", "--decoder-steps", "1000", "-n", "8"];
     const r = await unclip(
-      ["render", "a slow yellow heart", "-s", "1024", ...slow, "--json", "--cancel-on-interrupt", "-o", out],
+      ["render", "a slow yellow heart", "-s", "1024", ...slow, "--json", "--cancel-on-interrupt", "-o", cli.dir],
       (line, kill) => {
         if (jobId) return;
         jobId = (JSON.parse(line) as EventLine).jobId;

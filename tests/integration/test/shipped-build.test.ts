@@ -25,13 +25,18 @@ afterAll(async () => {
 
 describe("the shipped build with the shipped models", () => {
   it("renders a red circle on a blue background at 256 px", async () => {
-    const events = await collect(client.generate(create(GenerateRequestSchema, { prompt: "a red circle on a blue background", size: 256, seed: 42n })));
+    const events = await collect(
+      client.generate(create(GenerateRequestSchema, { prompt: "a red circle on a blue background", size: 256, seed: 42n })),
+    );
     expect(terminal(events).case).toBe("completed");
     const job = terminal(events).value as Job;
     expect(job.state).toBe(JobState.SUCCEEDED);
     expect(job.bundles.join(" ")).toMatch(/decoder=shapes-v1@/);
     expect(job.bundles.join(" ")).toMatch(/upscale-256=esrgan-slim/);
-    const { data, info } = await sharp(await fetchBytes(job.images[0]!.url)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(await fetchBytes(job.images[0]!.url))
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     expect([info.width, info.height]).toEqual([256, 256]);
     let blue = 0;
     let red = 0;
