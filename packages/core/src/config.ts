@@ -122,7 +122,8 @@ export function loadCommonConfig(env: Env, defaultMetricsPort: number): CommonCo
   const natsUrl = str(env, "UNCLIP_NATS_URL", "nats://127.0.0.1:4222");
   const user = env.UNCLIP_NATS_USER || undefined;
   const pass = env.UNCLIP_NATS_PASSWORD || undefined;
-  if ((user === undefined) !== (pass === undefined)) throw new ConfigError("UNCLIP_NATS_USER and UNCLIP_NATS_PASSWORD go together: set both or neither");
+  if ((user === undefined) !== (pass === undefined))
+    throw new ConfigError("UNCLIP_NATS_USER and UNCLIP_NATS_PASSWORD go together: set both or neither");
   return {
     natsUrl,
     nats: {

@@ -83,7 +83,11 @@ export async function connectFarm(
   const jsm = await jetstreamManager(nc);
   const replicas = settings.replicas ?? 1;
   await ensureTaskStream(jsm, replicas);
-  const jobs = await openBucket(nc, jsm, JOB_BUCKET, { ttlSeconds: opts.jobTtlSeconds ?? DEFAULT_JOB_TTL_S, replicas, enforce: opts.owner });
+  const jobs = await openBucket(nc, jsm, JOB_BUCKET, {
+    ttlSeconds: opts.jobTtlSeconds ?? DEFAULT_JOB_TTL_S,
+    replicas,
+    enforce: opts.owner,
+  });
   return { nc, js: jetstream(nc), jsm, jobs, replicas };
 }
 
@@ -97,7 +101,12 @@ export async function openBucket(
   name: string,
   opts: { ttlSeconds: number; replicas: number; enforce?: boolean },
 ): Promise<KV> {
-  const kv = await new Kvm(nc).create(name, { history: 1, ttl: opts.ttlSeconds * 1000, storage: StorageType.File, replicas: opts.replicas });
+  const kv = await new Kvm(nc).create(name, {
+    history: 1,
+    ttl: opts.ttlSeconds * 1000,
+    storage: StorageType.File,
+    replicas: opts.replicas,
+  });
   if (opts.enforce) {
     const stream = `KV_${name}`;
     const config = (await jsm.streams.info(stream)).config;

@@ -50,6 +50,8 @@ export interface StageHandler {
   readonly pool: Pool;
   /** name@version of the model bundle, for logs, metrics and job records. */
   readonly bundle: string;
+  /** The execution provider the model really runs on ("cpu", "cuda"), for the info metric. */
+  readonly executionProvider?: string;
   /** Diffusion steps the bundle runs for a task that asks for the default, by stage (for the gateway's rate estimates). */
   readonly defaultSteps?: Partial<Record<Stage, number>>;
   /** Tasks with equal keys can run as one model batch (same stage, steps, guidance, sampler, …). */
@@ -132,6 +134,7 @@ export class StageWorker {
     const ensureConsumers = () => Promise.all(LANES.map((lane) => ensurePoolConsumer(this.conn.jsm, pool, this.opts, lane)));
     const [interactiveName, batchName] = await ensureConsumers();
     this.metrics.bundleInfo.set({ pool, bundle: this.handler.bundle }, 1);
+    if (this.handler.executionProvider) this.metrics.providerInfo.set({ pool, provider: this.handler.executionProvider }, 1);
     this.subscriptions.push(
       this.conn.nc.subscribe(CANCEL_SUBJECT, { callback: (_e, m) => this.noteCancelled(m.string()) }),
       watchDeadLetters(this.conn, this.log),
@@ -317,7 +320,10 @@ export class StageWorker {
       dispose();
     }
     // The model's time is what bounds a worker's rate (hand-offs overlap the next batch): report that.
-    this.reporter?.batch(stage, live.length, (Date.now() - started) / 1000, steps);
+    const modelSeconds = (Date.now() - started) / 1000;
+    this.reporter?.batch(stage, live.length, modelSeconds, steps);
+    for (let i = 0; i < live.length; i++)
+      this.metrics.imageSeconds.observe({ ...labels, bundle: this.handler.bundle }, modelSeconds / live.length);
     const handOff = (async () => {
       await previous;
       for (let i = 0; i < live.length; i++) {

@@ -16,6 +16,7 @@ export function decoderHandler(bundle: Bundle, store: ObjectStore): StageHandler
   return {
     pool: "decoder",
     bundle: bundle.id,
+    executionProvider: bundle.executionProvider,
     defaultSteps: { [Stage.DECODER]: decoder.defaultSteps },
     batchKey: (task) => JSON.stringify(settings(task)),
     run: (batch, signal) => decode(batch, signal),

@@ -17,6 +17,7 @@ export function priorHandler(bundle: Bundle, store: ObjectStore): StageHandler &
   return {
     pool: "prior",
     bundle: bundle.id,
+    executionProvider: bundle.executionProvider,
     defaultSteps: { [Stage.PRIOR]: prior.defaultSteps },
     batchKey: (task) => (task.route[0] === Stage.IMAGE_ENCODE ? "encode" : JSON.stringify(settings(task))),
     async run(batch, signal) {

@@ -20,6 +20,7 @@ export function upscaleHandler(
   return {
     pool: "upscale",
     bundle: upscaler.bundle,
+    executionProvider: upscaler.provider,
     batchKey: () => "",
     run: (batch, signal) => upscale(batch, signal),
     close: () => upscaler.close(),

@@ -109,6 +109,8 @@ describe("a client with nothing but the server", () => {
       expect(text).toContain("unclip_stage_duration_seconds_bucket");
       expect(text).toContain("unclip_queue_wait_seconds_bucket");
       expect(text).toContain("unclip_batch_size_bucket");
+      expect(text).toContain("unclip_stage_image_seconds_bucket");
+      expect(text).toMatch(new RegExp(`^unclip_execution_provider_info\\{[^}]*pool="${pool}"[^}]*provider="cpu"[^}]*\\} 1$`, "m"));
     }
     expect(total(series(await scrape("upscale"), "unclip_job_duration_seconds_count", { kind: "generate", outcome: "succeeded" }))).toBe(1);
   });
