@@ -143,6 +143,8 @@ export class StageWorker {
       interactive: await this.conn.js.consumers.get(TASK_STREAM, interactiveName!),
       batch: await this.conn.js.consumers.get(TASK_STREAM, batchName!),
     };
+    // A SIGTERM while starting: stop() already ran, so take no tasks at all.
+    if (this.state !== State.Running) return;
     const capacity = this.opts.maxBatch + this.opts.prefetch;
     this.puller = new TaskPuller(lanes, (msg) => this.take(msg), this.log, {
       capacity,
@@ -231,7 +233,8 @@ export class StageWorker {
   /**
    * Runs batches on the model one after another and hands each batch's outputs on (store, publish, ack) while the
    * next one runs, so the model does not wait for uploads. One hand-off at a time: the next waits for it, which keeps
-   * hand-offs in order and the outputs in memory to two batches. Tasks count as held until their hand-off ends.
+   * hand-offs in order; outputs waiting for theirs stay within the worker's window (batch + prefetch tasks), since
+   * tasks count as held until their hand-off ends.
    */
   private async run(): Promise<void> {
     let handingOff: Promise<void> = Promise.resolve();
@@ -296,7 +299,9 @@ export class StageWorker {
         case: "stageStarted",
         value: create(StageStartedSchema, { stage, index: task.index, worker: this.opts.workerName, attempt: msg.info.deliveryCount }),
       });
-      if (task.timings.length === 0) void markRunning(this.jobs, task.jobId);
+      if (task.timings.length === 0) {
+        markRunning(this.jobs, task.jobId).catch((err) => this.log.warn({ err, jobId: task.jobId }, "could not mark the job running"));
+      }
       return {
         task,
         stage,
@@ -321,7 +326,8 @@ export class StageWorker {
     }
     // The model's time is what bounds a worker's rate (hand-offs overlap the next batch): report that.
     const modelSeconds = (Date.now() - started) / 1000;
-    this.reporter?.batch(stage, live.length, modelSeconds, steps);
+    // A batch that produced nothing (bad input, cancelled, aborted) says nothing about the model's rate.
+    if (outputs.some((o) => !(o instanceof Error))) this.reporter?.batch(stage, live.length, modelSeconds, steps);
     for (let i = 0; i < live.length; i++)
       this.metrics.imageSeconds.observe({ ...labels, bundle: this.handler.bundle }, modelSeconds / live.length);
     const handOff = (async () => {

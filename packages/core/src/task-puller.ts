@@ -1,4 +1,4 @@
-import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { Consumer, ConsumerInfo, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "./logger.js";
 import { PrefetchWindow } from "./prefetch-window.js";
 
@@ -42,6 +42,7 @@ export class TaskPuller {
   private loop: Promise<void> | undefined;
   private readonly expiresMs: number;
   private contended = 0;
+  private probes = 0;
 
   constructor(
     private readonly lanes: PullLanes,
@@ -89,16 +90,22 @@ export class TaskPuller {
   private async chooseLane(): Promise<{ consumer: Consumer; expiresMs: number }> {
     const { interactive, batch } = this.lanes;
     if (!batch) return { consumer: interactive, expiresMs: this.expiresMs };
-    let interactiveWaiting: number;
-    let batchWaiting: number;
+    let lanes: [ConsumerInfo, ConsumerInfo];
     try {
-      [interactiveWaiting, batchWaiting] = await Promise.all([interactive.info(), batch.info()].map(async (p) => (await p).num_pending));
+      lanes = await Promise.all([interactive.info(), batch.info()]);
     } catch {
       // Cannot read the counts (a reconnect): the pull itself will report the failure.
       return { consumer: interactive, expiresMs: LANE_SWITCH_MS };
     }
-    if (batchWaiting === 0) return { consumer: interactive, expiresMs: LANE_SWITCH_MS };
-    if (interactiveWaiting === 0) return { consumer: batch, expiresMs: LANE_SWITCH_MS };
+    const [i, b] = lanes;
+    if (b.num_pending === 0) return { consumer: interactive, expiresMs: LANE_SWITCH_MS };
+    // num_pending leaves out tasks waiting for redelivery (a nak'ed or timed-out interactive task): while the
+    // interactive lane has tasks out, it still gets one pull in BATCH_SHARE, so its retries do not wait for the batch
+    // lane to drain.
+    if (i.num_pending === 0 && (i.num_ack_pending === 0 || ++this.probes % BATCH_SHARE !== 0)) {
+      return { consumer: batch, expiresMs: LANE_SWITCH_MS };
+    }
+    if (i.num_pending === 0) return { consumer: interactive, expiresMs: LANE_SWITCH_MS };
     return { consumer: ++this.contended % BATCH_SHARE === 0 ? batch : interactive, expiresMs: LANE_SWITCH_MS };
   }
 

@@ -146,7 +146,7 @@ export class BatchRunner {
               error: "the batch was cancelled",
             }),
           );
-      } else if (!job) {
+      } else if (!job || unqueued(job)) {
         const outcome = await this.submit(batchId, index, items[index]!);
         if (outcome instanceof Error) ended.set(index, failed(items[index]!, outcome));
       }
@@ -155,8 +155,10 @@ export class BatchRunner {
     for (const [index, result] of ended) await this.batches.putItem(batchId, index, result);
     for (const result of ended.values()) this.metrics.items.inc({ outcome: outcomeOf(result.state) });
     return (await this.batches.update(batchId, (r) => {
+      // Another gateway took the batch over meanwhile: it settles these itself; counting here would count twice.
+      if (r.leaseOwner !== this.opts.owner) return undefined;
+      for (const index of r.inFlight) if (ended.has(index)) count(r, ended.get(index)!.state);
       r.inFlight = r.inFlight.filter((i) => !ended.has(i));
-      for (const result of ended.values()) count(r, result.state);
       markRate(r);
       return r;
     }))!;
@@ -167,7 +169,7 @@ export class BatchRunner {
     while (record.inFlight.length < this.opts.maxInFlight && record.nextIndex < items.length) {
       const index = record.nextIndex;
       const next = await this.batches.update(batchId, (r) => {
-        if (r.nextIndex !== index || r.leaseOwner !== this.opts.owner) return undefined;
+        if (r.nextIndex !== index || r.leaseOwner !== this.opts.owner || r.cancelRequested) return undefined;
         r.nextIndex++;
         r.inFlight.push(index);
         return r;
@@ -181,6 +183,7 @@ export class BatchRunner {
         await this.batches.putItem(batchId, index, result);
         this.metrics.items.inc({ outcome: "failed" });
         record = (await this.batches.update(batchId, (r) => {
+          if (!r.inFlight.includes(index)) return undefined;
           r.inFlight = r.inFlight.filter((i) => i !== index);
           count(r, JobState.FAILED);
           return r;
@@ -232,8 +235,10 @@ export class BatchRunner {
     const key = resultsKey(batchId);
     await this.store.put(key, Buffer.from(lines.join("\n") + "\n"), "application/jsonl");
     if (cancelled > 0) this.metrics.items.inc({ outcome: "cancelled" }, cancelled);
+    let ended = false;
     const done = await this.batches.update(batchId, (r) => {
-      if (r.batch!.state !== BatchState.RUNNING) return undefined;
+      if (r.batch!.state !== BatchState.RUNNING || r.leaseOwner !== this.opts.owner) return undefined;
+      ended = true;
       r.batch!.state = state;
       r.batch!.cancelled += cancelled;
       r.batch!.resultsKey = key;
@@ -241,9 +246,16 @@ export class BatchRunner {
       r.leaseOwner = "";
       return r;
     });
+    if (!ended) return;
     this.metrics.batches.inc({ state: BatchState[state]!.toLowerCase() });
     this.log.info({ batchId, state: BatchState[state], ...countsOf(done) }, "batch ended");
   }
+}
+
+/** A job record whose tasks were never all queued (its gateway died, or a publish failed, mid-admission). */
+const UNQUEUED_AFTER_MS = 10_000;
+function unqueued(job: Job): boolean {
+  return job.state === JobState.QUEUED && job.queuedAtMs === 0n && Date.now() - Number(job.createdAtMs) > UNQUEUED_AFTER_MS;
 }
 
 function resultOf(item: BatchItem, job: Job): BatchItemResult {

@@ -123,6 +123,13 @@ export class JobAdmission {
         msgID: `${jobId}.${index}.${stageName(first)}`,
       });
     }
-    return job;
+    const queuedAtMs = BigInt(Date.now());
+    return (
+      (await this.jobs.update(jobId, (j) => {
+        if (j.queuedAtMs > 0n) return undefined;
+        j.queuedAtMs = queuedAtMs;
+        return j;
+      })) ?? job
+    );
   }
 }

@@ -16,7 +16,8 @@ export const sha256 = (bytes: Uint8Array | string): string => createHash("sha256
 export class RequestLedger {
   constructor(
     private readonly kv: KV,
-    private readonly jobExists: (jobId: string) => Promise<boolean>,
+    /** True once the job's record exists with all its tasks queued (Job.queued_at_ms set). */
+    private readonly jobQueued: (jobId: string) => Promise<boolean>,
   ) {}
 
   /**
@@ -62,10 +63,10 @@ export class RequestLedger {
     }
   }
 
-  /** True once the claim's job record exists; false when the claim is orphaned. */
+  /** True once the claim's job is queued; false when the claim is orphaned. */
   private async waitForJob(held: RequestRecord): Promise<boolean> {
     for (;;) {
-      if (await this.jobExists(held.jobId)) return true;
+      if (await this.jobQueued(held.jobId)) return true;
       if (Date.now() - Number(held.createdAtMs) > ORPHAN_AFTER_MS) return false;
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -104,7 +104,8 @@ export function unclipService(
               log.info({ jobId, kind: JobKind[a.kind], images: a.params.numImages, size: a.params.size, etaSeconds }, "job admitted");
               return queuedEvent(job, etaSeconds);
             } catch (err) {
-              if (requestId) await requests.release(requestId, jobId);
+              // Once the record exists the claim stays: a retry waits for it, or takes an orphan over after 10 s.
+              if (requestId && !(await jobs.get(jobId))) await requests.release(requestId, jobId);
               throw err;
             }
           },
@@ -184,10 +185,18 @@ function decoded<Req>(request: Req): Req {
   return request;
 }
 
+/**
+ * Writes one event, waiting for the stream to drain when its buffer is full. grpc-js never calls back (or drains) a
+ * cancelled call, so a client gone away must end the wait too, or the job's subscription and watcher would leak.
+ */
 function write(call: ServerWritableStream<unknown, JobEvent>, event: JobEvent): Promise<void> {
   return new Promise((resolve) => {
-    if (call.write(event)) resolve();
-    else call.once("drain", resolve);
+    if (call.cancelled || call.destroyed || call.write(event)) return resolve();
+    const done = () => {
+      for (const e of ["drain", "cancelled", "close", "error"]) call.off(e, done);
+      resolve();
+    };
+    for (const e of ["drain", "cancelled", "close", "error"]) call.once(e, done);
   });
 }
 
