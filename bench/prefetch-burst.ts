@@ -44,7 +44,14 @@ try {
   const maxHeld = Math.max(...samples.map((s) => s.inFlight));
   const maxPending = Math.max(...samples.map((s) => s.pending));
   console.log(
-    JSON.stringify({ jobs: JOBS, maxBatch: 8, samples: samples.length, maxAckPending: maxHeld, maxPending, series: samples.map((s) => `${s.pending}/${s.inFlight}`).join(" ") }),
+    JSON.stringify({
+      jobs: JOBS,
+      maxBatch: 8,
+      samples: samples.length,
+      maxAckPending: maxHeld,
+      maxPending,
+      series: samples.map((s) => `${s.pending}/${s.inFlight}`).join(" "),
+    }),
   );
 } finally {
   client.close();

@@ -72,6 +72,7 @@ function list<T>(env: Env, name: string, fallback: string, parse: (v: string) =>
 }
 
 function threshold(v: string): "batch" | "batch+prefetch" {
-  if (v !== "batch" && v !== "batch+prefetch") throw new ConfigError(`SIM_KEDA_THRESHOLD=${JSON.stringify(v)} must be batch or batch+prefetch`);
+  if (v !== "batch" && v !== "batch+prefetch")
+    throw new ConfigError(`SIM_KEDA_THRESHOLD=${JSON.stringify(v)} must be batch or batch+prefetch`);
   return v;
 }
