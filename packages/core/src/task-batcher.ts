@@ -8,6 +8,11 @@ export class TaskBatcher<T> {
   private readonly held: { msg: JsMsg; item: T; key: string }[] = [];
   private wake: (() => void) | undefined;
   private closed = false;
+  /**
+   * Whether the server had more tasks waiting behind the last one delivered (its delivery info says how many). With
+   * none, no batch-mate is on its way, and waiting maxWaitMs for one would only add latency to every lone task.
+   */
+  private moreWaiting = true;
 
   constructor(
     private readonly maxBatch: number,
@@ -16,6 +21,7 @@ export class TaskBatcher<T> {
 
   push(msg: JsMsg, item: T, key: string): void {
     this.held.push({ msg, item, key });
+    this.moreWaiting = pendingAfter(msg) !== 0;
     this.wake?.();
   }
 
@@ -40,7 +46,7 @@ export class TaskBatcher<T> {
       await this.waitForPush(Infinity);
     }
     const deadline = Date.now() + this.maxWaitMs;
-    while (!this.closed && this.countKey(this.held[0]!.key) < this.maxBatch && Date.now() < deadline) {
+    while (!this.closed && this.moreWaiting && this.countKey(this.held[0]!.key) < this.maxBatch && Date.now() < deadline) {
       await this.waitForPush(deadline - Date.now());
     }
     const key = this.held[0]!.key;
@@ -67,5 +73,14 @@ export class TaskBatcher<T> {
       }
       this.wake = done;
     });
+  }
+}
+
+/** Tasks waiting on the server behind this one, or -1 when unknown (a message without JetStream delivery info). */
+function pendingAfter(msg: JsMsg): number {
+  try {
+    return msg.info.pending;
+  } catch {
+    return -1;
   }
 }

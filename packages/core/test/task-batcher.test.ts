@@ -48,4 +48,20 @@ describe("TaskBatcher", () => {
     expect(await c.next()).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(1000);
   });
+
+  it("does not wait for batch-mates when the server has no more tasks waiting", async () => {
+    const delivered = (seq: number, pending: number) => ({ seq, info: { pending } }) as unknown as JsMsg;
+    const b = new TaskBatcher<number>(4, 10_000);
+    b.push(delivered(1, 1), 1, "k");
+    b.push(delivered(2, 0), 2, "k");
+    const started = Date.now();
+    expect((await b.next())!.map((e) => e.item)).toEqual([1, 2]);
+    expect(Date.now() - started).toBeLessThan(1000);
+    // With tasks still waiting on the server, it waits (up to maxWaitMs) for them to arrive.
+    const c = new TaskBatcher<number>(4, 50);
+    c.push(delivered(3, 5), 3, "k");
+    const waited = Date.now();
+    await c.next();
+    expect(Date.now() - waited).toBeGreaterThanOrEqual(45);
+  });
 });
