@@ -27,8 +27,6 @@ export interface Estimates {
   readonly pngDecodeMs: Readonly<Record<number, number>>;
   /** Bare S3 get of the same PNG, by side. */
   readonly s3GetMs: Readonly<Record<number, number>>;
-  /** The batcher's wait for a batch to fill (UNCLIP_MAX_WAIT_MS): a lone task waits it in full. */
-  readonly maxWaitMs: number;
 }
 
 export interface BreakdownRow {
@@ -48,9 +46,8 @@ export function jobSegments(t: JobTimeline, est: Estimates): Segment[] {
   add(`job record (KV create), ${stageName(first.stage)} task publish`, "gateway", "measured", t.createdAtMs, first.publishedAtMs);
   t.stages.forEach((s, i) => {
     const name = stageName(s.stage);
-    const wait = Math.max(0, Math.min(est.maxWaitMs, s.startAtMs - s.publishedAtMs));
-    add(`${name}: delivery to the open pull, decode, job check (KV)`, "NATS", "derived", s.publishedAtMs, s.startAtMs - wait);
-    add(`${name}: batch-fill wait (UNCLIP_MAX_WAIT_MS)`, "queue", "estimated", s.startAtMs - wait, s.startAtMs);
+    // A lone task no longer waits UNCLIP_MAX_WAIT_MS for batch-mates (its delivery info says none wait behind it).
+    add(`${name}: delivery to the open pull, decode, job check (KV), batching`, "NATS", "derived", s.publishedAtMs, s.startAtMs);
     let at = s.startAtMs;
     if (s.stage === Stage.UPSCALE_256 || s.stage === Stage.UPSCALE_1024) {
       const input = s.stage === Stage.UPSCALE_256 ? 64 : 256;

@@ -83,9 +83,6 @@ export interface HopRow {
   /** Bare S3 get of the PNG the next stage reads (inside its stage time, so in neither side of the ratio). */
   readonly floorGetMs: number;
   readonly ratio: number;
-  /** hop p50 − UNCLIP_MAX_WAIT_MS: the hop without the batch-fill wait that a lone task waits in full (estimated). */
-  readonly hopWithoutWaitMs: number;
-  readonly ratioWithoutWait: number;
 }
 
 /** The p50 size of each hop's task message, by hop: the payloads the floor publishes. */
@@ -98,7 +95,7 @@ export function hopTaskBytes(samples: readonly HopSample[]): Map<string, number>
   return sizes;
 }
 
-export function hopRows(samples: readonly HopSample[], floor: TransportFloor, maxWaitMs: number): HopRow[] {
+export function hopRows(samples: readonly HopSample[], floor: TransportFloor): HopRow[] {
   return [...hopTaskBytes(samples)].map(([hop, taskBytes]) => {
     const of = samples.filter((s) => s.hop === hop);
     const pngSize = of[0]!.pngSize;
@@ -122,8 +119,6 @@ export function hopRows(samples: readonly HopSample[], floor: TransportFloor, ma
       floorPutMs,
       floorGetMs: pngSize > 0 ? (s3?.getMs.p50 ?? Number.NaN) : 0,
       ratio: hopMs.p50 / floorMs,
-      hopWithoutWaitMs: hopMs.p50 - maxWaitMs,
-      ratioWithoutWait: (hopMs.p50 - maxWaitMs) / floorMs,
     };
   });
 }
@@ -140,8 +135,7 @@ export function hopFigure(rows: readonly HopRow[], busy: boolean): Figure {
     target: TARGETS.hop_vs_floor,
     busy,
     detail: row
-      ? `${row.hop}: hop p50 ${row.hopMs.p50.toFixed(1)} ms ÷ floor ${row.floorMs.toFixed(1)} ms (JetStream cycle ${row.floorJsMs.toFixed(1)} + S3 put ${row.floorPutMs.toFixed(1)}); ` +
-        `without the batch-fill wait (estimated) ${row.ratioWithoutWait.toFixed(2)}`
+      ? `${row.hop}: hop p50 ${row.hopMs.p50.toFixed(1)} ms ÷ floor ${row.floorMs.toFixed(1)} ms (JetStream cycle ${row.floorJsMs.toFixed(1)} + S3 put ${row.floorPutMs.toFixed(1)})`
       : `no ${HEADLINE_HOP} hop was measured`,
     latencyMs: row ? { "farm hop": row.hopMs, "receiving side (pull → batch start)": row.receiveMs } : {},
   });

@@ -158,13 +158,12 @@ try {
     pngEncodeMs: { 64: opsP50("png_encode_64"), 256: opsP50("png_encode_256"), 1024: opsP50("png_encode_1024") },
     pngDecodeMs: { 64: opsP50("png_decode_64"), 256: opsP50("png_decode_256") },
     s3GetMs: Object.fromEntries(floor.s3.map((s) => [s.size, s.getMs.p50])),
-    maxWaitMs,
   };
   const segments = breakdownTimelines.map((t) => jobSegments(t, estimates));
   const median = [...breakdownRuns.keys()].sort((a, b) => breakdownRuns[a]!.latencyMs - breakdownRuns[b]!.latencyMs)[
     Math.floor((breakdownRuns.length - 1) / 2)
   ]!;
-  const hops = hopRows(samples, floor, maxWaitMs);
+  const hops = hopRows(samples, floor);
   const figures: Figure[] = [
     saturationFigure("farm_vs_inprocess_64", 64, saturation[64], busy("saturation 64")),
     saturationFigure("farm_vs_inprocess_1024", 1024, saturation[1024], busy("saturation 1024")),

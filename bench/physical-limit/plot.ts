@@ -103,10 +103,9 @@ export function plotBreakdown(segments: readonly Segment[], title: string): Prom
 export function plotHops(rows: readonly HopRow[]): Promise<Buffer> {
   const values = rows.flatMap((r) => [
     { hop: r.hop, series: "farm hop p50", ms: r.hopMs.p50 },
-    { hop: r.hop, series: "farm hop p50 − batch-fill wait (est.)", ms: r.hopWithoutWaitMs },
     { hop: r.hop, series: "floor (JetStream cycle + S3 put)", ms: r.floorMs },
   ]);
-  const series = ["farm hop p50", "farm hop p50 − batch-fill wait (est.)", "floor (JetStream cycle + S3 put)"];
+  const series = ["farm hop p50", "floor (JetStream cycle + S3 put)"];
   return render({
     $schema: SCHEMA,
     title: "Stage hops on the idle farm against the bare transport",
