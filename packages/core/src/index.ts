@@ -14,3 +14,4 @@ export { runWorker, loadWorkerConfig, type WorkerConfig } from "./worker-main.js
 export { WorkerReporter, subscribeWorkerReports, REPORT_INTERVAL_MS } from "./worker-reports.js";
 export { TaskPuller, type TaskPullerOptions } from "./task-puller.js";
 export { PrefetchWindow } from "./prefetch-window.js";
+export { isRevisionConflict, updateRecord } from "./kv-records.js";

@@ -1,5 +1,8 @@
 import { create, fromBinary, toBinary, JobSchema, JobState, type Job } from "@unclip/protocol";
 import type { KV } from "@nats-io/kv";
+import { updateRecord } from "./kv-records.js";
+
+const JOB_CODEC = { decode: (b: Uint8Array) => fromBinary(JobSchema, b), encode: (j: Job) => toBinary(JobSchema, j) };
 
 export const TERMINAL_STATES: ReadonlySet<JobState> = new Set([JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED]);
 
@@ -26,19 +29,11 @@ export class JobStore {
    * update retries on a revision conflict. `change` returns undefined to leave the record as it is.
    */
   async update(jobId: string, change: (job: Job) => Job | undefined): Promise<Job | undefined> {
-    for (let attempt = 0; ; attempt++) {
-      const entry = await this.kv.get(jobId);
-      if (!entry || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
-      const next = change(fromBinary(JobSchema, entry.value));
-      if (!next) return fromBinary(JobSchema, entry.value);
-      next.updatedAtMs = BigInt(Date.now());
-      try {
-        await this.kv.update(jobId, toBinary(JobSchema, next), entry.revision);
-        return next;
-      } catch (err) {
-        if (attempt >= 50 || !/wrong last sequence/i.test(String(err))) throw err;
-      }
-    }
+    return updateRecord(this.kv, jobId, JOB_CODEC, (job) => {
+      const next = change(job);
+      if (next) next.updatedAtMs = BigInt(Date.now());
+      return next;
+    });
   }
 
   /** Calls back on every change of the job's record until the returned stop function runs. */

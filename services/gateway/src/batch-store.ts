@@ -1,4 +1,5 @@
 import type { KV } from "@nats-io/kv";
+import { isRevisionConflict, updateRecord } from "@unclip/core";
 import {
   fromBinary,
   toBinary,
@@ -12,7 +13,10 @@ import {
 export const BATCH_BUCKET = "farm_batches";
 export const BATCH_ITEM_BUCKET = "farm_batch_items";
 
-const isConflict = (err: unknown) => /wrong last sequence|key exists/i.test(String(err));
+const RECORD_CODEC = {
+  decode: (b: Uint8Array) => fromBinary(BatchRecordSchema, b),
+  encode: (r: BatchRecord) => toBinary(BatchRecordSchema, r),
+};
 
 /**
  * Batches in JetStream KV: one BatchRecord per batch in farm_batches (key: batch id), and one BatchItemResult per
@@ -30,13 +34,15 @@ export class BatchStore {
       await this.records.create(record.batch!.batchId, toBinary(BatchRecordSchema, record));
       return true;
     } catch (err) {
-      if (isConflict(err)) return false;
+      if (isRevisionConflict(err)) return false;
       throw err;
     }
   }
 
   async get(batchId: string): Promise<BatchRecord | undefined> {
-    return (await this.entry(batchId))?.record;
+    const entry = await this.records.get(batchId);
+    if (!entry || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
+    return RECORD_CODEC.decode(entry.value);
   }
 
   /**
@@ -44,19 +50,11 @@ export class BatchStore {
    * undefined to leave the record as it is.
    */
   async update(batchId: string, change: (r: BatchRecord) => BatchRecord | undefined): Promise<BatchRecord | undefined> {
-    for (let attempt = 0; ; attempt++) {
-      const entry = await this.entry(batchId);
-      if (!entry) return undefined;
-      const next = change(entry.record);
-      if (!next) return entry.record;
-      next.batch!.updatedAtMs = BigInt(Date.now());
-      try {
-        await this.records.update(batchId, toBinary(BatchRecordSchema, next), entry.revision);
-        return next;
-      } catch (err) {
-        if (attempt >= 50 || !isConflict(err)) throw err;
-      }
-    }
+    return updateRecord(this.records, batchId, RECORD_CODEC, (record) => {
+      const next = change(record);
+      if (next) next.batch!.updatedAtMs = BigInt(Date.now());
+      return next;
+    });
   }
 
   /** Ids of the batches still running. */
@@ -77,11 +75,5 @@ export class BatchStore {
     const entry = await this.items.get(`${batchId}.${index}`);
     if (!entry || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
     return fromBinary(BatchItemResultSchema, entry.value);
-  }
-
-  private async entry(batchId: string): Promise<{ record: BatchRecord; revision: number } | undefined> {
-    const entry = await this.records.get(batchId);
-    if (!entry || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
-    return { record: fromBinary(BatchRecordSchema, entry.value), revision: entry.revision };
   }
 }

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { KV } from "@nats-io/kv";
-import { FarmError, GrpcStatus } from "@unclip/core";
+import { FarmError, GrpcStatus, isRevisionConflict } from "@unclip/core";
 import { create, fromBinary, toBinary, RequestRecordSchema, type RequestRecord } from "@unclip/protocol";
 
 /** A claim whose job record has not appeared this long after the claim was made belongs to a gateway that died. */
@@ -32,7 +32,7 @@ export class RequestLedger {
         await this.kv.create(key, toBinary(RequestRecordSchema, record));
         return undefined;
       } catch (err) {
-        if (!/wrong last sequence|key exists/i.test(String(err))) throw err;
+        if (!isRevisionConflict(err)) throw err;
       }
       const entry = await this.kv.get(key);
       if (!entry || entry.operation !== "PUT" || entry.value.length === 0) continue;
@@ -49,7 +49,7 @@ export class RequestLedger {
         return undefined;
       } catch (err) {
         // Another retry took the orphaned claim over first: follow its job.
-        if (!/wrong last sequence/i.test(String(err))) throw err;
+        if (!isRevisionConflict(err)) throw err;
       }
     }
   }
