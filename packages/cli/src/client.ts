@@ -1,7 +1,9 @@
 import {
   credentials,
+  InterceptingCall,
   makeGenericClientConstructor,
   Metadata,
+  type Interceptor,
   type Client,
   type CallOptions,
   type ChannelCredentials,
@@ -65,6 +67,8 @@ export interface ConnectionOptions {
   /** PEM client certificate chain and private key, for servers that ask for one (mutual TLS). */
   cert?: Buffer;
   key?: Buffer;
+  /** API key sent on every call as `authorization: Bearer <key>` (a farm with API keys needs one). */
+  apiKey?: string;
 }
 
 /** A typed client of farm.v1.UnclipService over grpc-js. */
@@ -72,11 +76,14 @@ export class UnclipClient {
   private readonly raw: RawClient;
 
   constructor(address: string, connection: ConnectionOptions = {}) {
-    const { tls, caCert, cert, key } = connection;
+    const { tls, caCert, cert, key, apiKey } = connection;
     const creds =
       tls || caCert || cert || key ? credentials.createSsl(caCert ?? null, key ?? null, cert ?? null) : credentials.createInsecure();
     // Image events may carry PNG bytes (a 1024 px PNG is a few MiB).
-    this.raw = new RawClient(address, creds, { "grpc.max_receive_message_length": 64 * 1024 * 1024 });
+    this.raw = new RawClient(address, creds, {
+      "grpc.max_receive_message_length": 64 * 1024 * 1024,
+      interceptors: apiKey ? [bearer(apiKey)] : [],
+    });
   }
 
   generate(req: GenerateRequest): AsyncIterable<JobEvent> & { cancel(): void } {
@@ -138,6 +145,20 @@ export class UnclipClient {
   close(): void {
     this.raw.close();
   }
+}
+
+/**
+ * Adds the key to every call's metadata. An interceptor rather than call credentials: grpc-js sends call credentials
+ * only over TLS, and a farm on a private network may well run plaintext with keys.
+ */
+function bearer(apiKey: string): Interceptor {
+  return (options, next) =>
+    new InterceptingCall(next(options), {
+      start(metadata, listener, start) {
+        metadata.set("authorization", `Bearer ${apiKey}`);
+        start(metadata, listener);
+      },
+    });
 }
 
 function stream(call: ClientReadableStream<JobEvent>): AsyncIterable<JobEvent> & { cancel(): void } {

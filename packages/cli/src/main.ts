@@ -24,6 +24,11 @@ const program = new Command("unclip")
   .option("--cacert <file>", "PEM root certificates to trust for the gateway's certificate (implies --tls)")
   .option("--cert <file>", "PEM client certificate, for mutual TLS (with --key; implies --tls)")
   .option("--key <file>", "PEM private key of --cert")
+  .addOption(
+    new Option("--api-key <key>", "API key for a farm that needs one (sent as authorization: Bearer <key>); prefer the env").env(
+      "UNCLIP_API_KEY",
+    ),
+  )
   .addHelpText("afterAll", EXIT_STATUS_HELP)
   .showHelpAfterError("(see unclip --help, or unclip <command> --help)")
   // Commander's own messages ("error: unknown option …") read like ours.
@@ -31,7 +36,7 @@ const program = new Command("unclip")
   // Usage errors exit with 2 (help and --version with 0); set before the subcommands, which inherit it.
   .exitOverride((err) => process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE));
 
-type GlobalFlags = { address: string; tls?: boolean; cacert?: string; cert?: string; key?: string };
+type GlobalFlags = { address: string; tls?: boolean; cacert?: string; cert?: string; key?: string; apiKey?: string };
 
 const gateway: Gateway = {
   connect() {
@@ -43,6 +48,7 @@ const gateway: Gateway = {
       caCert: o.cacert ? readPem("--cacert", o.cacert) : undefined,
       cert: o.cert ? readPem("--cert", o.cert) : undefined,
       key: o.key ? readPem("--key", o.key) : undefined,
+      apiKey: apiKeyOf(o.apiKey, program.getOptionValueSource("apiKey") === "env"),
     };
     return new UnclipClient(address, connection);
   },
@@ -53,10 +59,22 @@ const gateway: Gateway = {
       ...(o.tls && !o.cacert && !o.cert ? ["--tls"] : []),
       ...(o.cacert ? ["--cacert", o.cacert] : []),
       ...(o.cert ? ["--cert", o.cert, "--key", o.key!] : []),
+      // Never the key itself: these lines end up in terminals, logs and bug reports.
+      ...(program.getOptionValueSource("apiKey") === "cli" ? ["--api-key", "<key>"] : []),
     ];
     return ["unclip", ...flags].join(" ");
   },
 };
+
+/** A key fit for a metadata value: printable ASCII without spaces. The message never repeats the key. */
+function apiKeyOf(key: string | undefined, fromEnv: boolean): string | undefined {
+  // An exported but empty UNCLIP_API_KEY means no key, as for the other variables.
+  if (key === undefined || (key === "" && fromEnv)) return undefined;
+  const source = fromEnv ? "UNCLIP_API_KEY" : "--api-key";
+  if (key === "") throw new UsageError(`${source} is empty`);
+  if (!/^[\x21-\x7e]+$/.test(key)) throw new UsageError(`${source}: an API key is printable ASCII without spaces`);
+  return key;
+}
 
 function readPem(flag: string, file: string): Buffer {
   try {

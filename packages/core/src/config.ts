@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import type { NatsSettings } from "./nats.js";
 
 /**
@@ -17,6 +18,15 @@ export const KNOWN_VARIABLES = new Set([
   "UNCLIP_NATS_PASSWORD",
   "UNCLIP_NATS_TOKEN",
   "UNCLIP_NATS_CREDS",
+  "UNCLIP_NATS_TLS_CA",
+  "UNCLIP_NATS_TLS_CERT",
+  "UNCLIP_NATS_TLS_KEY",
+  "UNCLIP_API_KEYS_FILE",
+  "UNCLIP_TENANT_MAX_QUEUED_IMAGES",
+  "UNCLIP_URL_TTL_MAX_S",
+  "UNCLIP_TLS_CERT",
+  "UNCLIP_TLS_KEY",
+  "UNCLIP_TLS_CLIENT_CA",
   "UNCLIP_INTRA_OP_THREADS",
   "UNCLIP_S3_ENDPOINT",
   "UNCLIP_S3_PUBLIC_ENDPOINT",
@@ -35,7 +45,6 @@ export const KNOWN_VARIABLES = new Set([
   "UNCLIP_MAX_WAIT_MS",
   "UNCLIP_ACK_WAIT_MS",
   "UNCLIP_MAX_DELIVER",
-  "UNCLIP_RETRY_DELAY_MS",
   "UNCLIP_SHUTDOWN_GRACE_MS",
   "UNCLIP_SHUTDOWN_FORCE_MS",
   "UNCLIP_UPSCALE_TILE",
@@ -46,13 +55,17 @@ export const KNOWN_VARIABLES = new Set([
   "UNCLIP_MAX_QUEUED_TASKS",
   "UNCLIP_MAX_QUEUE_SECONDS",
   "UNCLIP_BATCH_IN_FLIGHT",
+  "UNCLIP_FAULT_POINTS",
+  "UNCLIP_S3_TIMEOUT_MS",
+  "UNCLIP_RETRY_BACKOFF_MS",
+  "UNCLIP_STALL_MS",
 ]);
 
 /**
  * Variables that other farm tools read from the same environment: the CLI's gateway address and the local
  * launcher's worker counts. Services ignore them rather than refuse them, so one exported shell serves them all.
  */
-export const OTHER_TOOLS_VARIABLES = new Set(["UNCLIP_GATEWAY", "UNCLIP_FARM_WORKERS"]);
+export const OTHER_TOOLS_VARIABLES = new Set(["UNCLIP_GATEWAY", "UNCLIP_FARM_WORKERS", "UNCLIP_API_KEY"]);
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -114,6 +127,11 @@ export interface S3Config {
   readonly secretKey: string;
   readonly bucket: string;
   readonly region: string;
+  /**
+   * Deadline of every object-store call, in ms (UNCLIP_S3_TIMEOUT_MS, default 10000): at the deadline the request is
+   * destroyed and the call fails with a retryable UNAVAILABLE error.
+   */
+  readonly timeoutMs: number;
 }
 
 export function loadCommonConfig(env: Env, defaultMetricsPort: number): CommonConfig {
@@ -133,6 +151,7 @@ export function loadCommonConfig(env: Env, defaultMetricsPort: number): CommonCo
       pass,
       token: env.UNCLIP_NATS_TOKEN || undefined,
       credsFile: env.UNCLIP_NATS_CREDS || undefined,
+      tls: natsTls(env),
     },
     s3: {
       endpoint,
@@ -141,8 +160,25 @@ export function loadCommonConfig(env: Env, defaultMetricsPort: number): CommonCo
       secretKey: str(env, "UNCLIP_S3_SECRET_KEY", "S3RVER"),
       bucket: str(env, "UNCLIP_S3_BUCKET", "unclip"),
       region: str(env, "UNCLIP_S3_REGION", "us-east-1"),
+      timeoutMs: int(env, "UNCLIP_S3_TIMEOUT_MS", 10_000, 100, 600_000),
     },
     logLevel: oneOf(env, "UNCLIP_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     metricsPort: int(env, "UNCLIP_METRICS_PORT", defaultMetricsPort, 0, 65535),
   };
+}
+
+/** UNCLIP_NATS_TLS_CA (trust these roots), UNCLIP_NATS_TLS_CERT and UNCLIP_NATS_TLS_KEY (a client certificate). */
+function natsTls(env: Env): NatsSettings["tls"] {
+  const caFile = env.UNCLIP_NATS_TLS_CA || undefined;
+  const certFile = env.UNCLIP_NATS_TLS_CERT || undefined;
+  const keyFile = env.UNCLIP_NATS_TLS_KEY || undefined;
+  if (!certFile !== !keyFile) throw new ConfigError("UNCLIP_NATS_TLS_CERT and UNCLIP_NATS_TLS_KEY go together: set both or neither");
+  for (const [name, file] of [
+    ["UNCLIP_NATS_TLS_CA", caFile],
+    ["UNCLIP_NATS_TLS_CERT", certFile],
+    ["UNCLIP_NATS_TLS_KEY", keyFile],
+  ] as const) {
+    if (file && !existsSync(file)) throw new ConfigError(`${name}=${file}: no such file`);
+  }
+  return caFile || certFile ? { caFile, certFile, keyFile } : undefined;
 }

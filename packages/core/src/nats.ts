@@ -16,6 +16,18 @@ import { Lane, type Pool } from "@unclip/protocol";
 /** Work-queue stream that holds every stage task; one subject per pool. */
 export const TASK_STREAM = "FARM_TASKS";
 export const JOB_BUCKET = "farm_jobs";
+/**
+ * Stream that keeps JetStream's max-deliveries advisories for the task stream, so that a task given up while no farm
+ * process was connected still fails its job when one comes back (dead-letters.ts).
+ */
+export const DEAD_LETTER_STREAM = "FARM_DEAD_LETTERS";
+/** Durable consumer of DEAD_LETTER_STREAM shared by every farm process. */
+export const DEAD_LETTER_CONSUMER = "farm-dead-letters";
+/**
+ * Deadline of every NATS request the farm makes (JetStream API calls, publishes with acks, KV reads and writes, acks
+ * with acks), in ms: a server that stops answering fails the call with a retryable TimeoutError instead of holding it.
+ */
+export const NATS_REQUEST_TIMEOUT_MS = 5_000;
 
 /** Each pool has one subject (and durable consumer) per lane; batch items travel apart from interactive jobs. */
 export const taskSubject = (pool: Pool, lane: Lane = Lane.INTERACTIVE): string =>
@@ -55,6 +67,8 @@ export interface NatsSettings {
   readonly token?: string;
   /** A .creds file (JWT and nkey seed) for decentralised auth. */
   readonly credsFile?: string;
+  /** TLS to the server: PEM roots to trust (else the system's) and a client certificate for servers that verify one. */
+  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string };
 }
 
 const DEFAULT_JOB_TTL_S = 7 * 24 * 3600;
@@ -79,16 +93,18 @@ export async function connectFarm(
     pass: settings.pass,
     token: settings.token,
     authenticator,
+    tls: settings.tls,
   });
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jetstreamManager(nc, { timeout: NATS_REQUEST_TIMEOUT_MS });
   const replicas = settings.replicas ?? 1;
   await ensureTaskStream(jsm, replicas);
+  await ensureDeadLetterStream(jsm, replicas);
   const jobs = await openBucket(nc, jsm, JOB_BUCKET, {
     ttlSeconds: opts.jobTtlSeconds ?? DEFAULT_JOB_TTL_S,
     replicas,
     enforce: opts.owner,
   });
-  return { nc, js: jetstream(nc), jsm, jobs, replicas };
+  return { nc, js: jetstream(nc, { timeout: NATS_REQUEST_TIMEOUT_MS }), jsm, jobs, replicas };
 }
 
 /**
@@ -101,7 +117,7 @@ export async function openBucket(
   name: string,
   opts: { ttlSeconds: number; replicas: number; enforce?: boolean },
 ): Promise<KV> {
-  const kv = await new Kvm(nc).create(name, {
+  const kv = await new Kvm(jetstream(nc, { timeout: NATS_REQUEST_TIMEOUT_MS })).create(name, {
     history: 1,
     ttl: opts.ttlSeconds * 1000,
     storage: StorageType.File,
@@ -138,6 +154,27 @@ async function ensureTaskStream(jsm: JetStreamManager, replicas: number): Promis
       if (!String(e).includes("already in use")) throw e;
     });
   }
+}
+
+/**
+ * The dead-letter stream: limits retention (kept for a week, at most 100k advisories), so handled advisories stay
+ * readable for an operator while the shared consumer moves past them.
+ */
+async function ensureDeadLetterStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  const config = {
+    name: DEAD_LETTER_STREAM,
+    num_replicas: replicas,
+    subjects: [`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${TASK_STREAM}.>`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_age: 7 * 24 * 3600 * 1_000_000_000,
+    max_msgs: 100_000,
+  };
+  await jsm.streams.add(config).catch(async (e) => {
+    // Every farm process runs this at start; the first one creates the stream.
+    if (!/already in use|already exists/i.test(String(e))) throw e;
+    await jsm.streams.update(DEAD_LETTER_STREAM, config);
+  });
 }
 
 /** Creates or updates the durable pull consumer that a pool's workers share for one lane. */

@@ -1,68 +1,34 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import type { Subscription } from "@nats-io/transport-node";
 import {
   create,
   fromBinary,
   stageName,
-  stageOutputSize,
   stagePool,
-  toBinary,
-  JobKind,
   Lane,
   StageStartedSchema,
   StageTaskSchema,
-  StageTimingSchema,
   StepProgressSchema,
-  type Job,
-  type Pool,
-  type Stage,
   type StageTask,
-  type StageTiming,
-  type Tensor,
 } from "@unclip/protocol";
-import { FarmError, GrpcStatus, toFarmError } from "./errors.js";
+import { BatchProgress } from "./batch-progress.js";
+import { watchDeadLetters, type DeadLetterWatch } from "./dead-letters.js";
+import { FarmError, GrpcStatus } from "./errors.js";
 import { publishEvent } from "./events.js";
-import { failJob, imageRef, markRunning, recordImage, stageFinishedEvent } from "./job-progress.js";
+import { backoffDelay } from "./failure-policy.js";
+import { JobCancellations } from "./job-cancellations.js";
+import { failJob, markRunning } from "./job-progress.js";
 import { isTerminal, JobStore } from "./job-store.js";
 import type { Logger } from "./logger.js";
 import type { WorkerMetrics } from "./metrics.js";
-import { CANCEL_SUBJECT, ensurePoolConsumer, LANES, taskSubject, TASK_STREAM, type FarmConnection } from "./nats.js";
-import { renderKey, type ObjectStore } from "./object-store.js";
+import { ensurePoolConsumer, LANES, TASK_STREAM, type FarmConnection } from "./nats.js";
+import type { ObjectStore } from "./object-store.js";
+import type { HeldTask, StageHandler, StageOutput, TaskContext } from "./stage-handler.js";
 import { TaskBatcher } from "./task-batcher.js";
+import { TaskHandOff } from "./task-hand-off.js";
 import { TaskPuller } from "./task-puller.js";
 import { WorkerReporter } from "./worker-reports.js";
-import { watchDeadLetters } from "./dead-letters.js";
 
-/** What a stage produced for one task: an embedding for the next stage, or an image (PNG) to store. */
-export type StageOutput = { embedding: Tensor } | { png: Uint8Array };
-
-export interface TaskContext {
-  readonly task: StageTask;
-  readonly stage: Stage;
-  /** 1 on first delivery. */
-  readonly attempt: number;
-  /** Reports diffusion progress (step of total) to the job's watchers. */
-  progress(step: number, total: number): void;
-}
-
-/** A stage's model code. The runtime owns pulling, batching, acks, heartbeats, storage, routing and shutdown. */
-export interface StageHandler {
-  readonly pool: Pool;
-  /** name@version of the model bundle, for logs, metrics and job records. */
-  readonly bundle: string;
-  /** The execution provider the model really runs on ("cpu", "cuda"), for the info metric. */
-  readonly executionProvider?: string;
-  /** Diffusion steps the bundle runs for a task that asks for the default, by stage (for the gateway's rate estimates). */
-  readonly defaultSteps?: Partial<Record<Stage, number>>;
-  /** Tasks with equal keys can run as one model batch (same stage, steps, guidance, sampler, …). */
-  batchKey(task: StageTask): string;
-  /**
-   * Runs one batch; returns one output or Error per task, in order. A FarmError that is not retryable fails the
-   * job at once; other errors are retried on another delivery. `signal` aborts when the worker is forced to stop
-   * or every task of the batch was cancelled.
-   */
-  run(batch: readonly TaskContext[], signal: AbortSignal): Promise<(StageOutput | Error)[]>;
-}
+export type { StageHandler, StageOutput, TaskContext } from "./stage-handler.js";
 
 /** Runtime options, all durations in milliseconds. */
 export interface StageWorkerOptions {
@@ -77,10 +43,18 @@ export interface StageWorkerOptions {
   maxWaitMs: number;
   /** JetStream redelivers a task not acked (or heartbeated) within this time (default 30000). */
   ackWaitMs: number;
-  /** Deliveries before a task and its job are given up (default 5). */
+  /** Deliveries before a task and its job are given up (default 8). */
   maxDeliver: number;
-  /** Delay before a failed task is redelivered (default 1000). */
-  retryDelayMs: number;
+  /**
+   * Delay before a failed task is delivered again, by the delivery that failed; the last entry repeats (default
+   * 1000, 2000, 5000, 10000, 30000: with 8 deliveries a task is retried for 108 s).
+   */
+  retryBackoffMs: readonly number[];
+  /**
+   * A batch on the model that reports no diffusion step for this long (a stage without steps: that runs this long)
+   * is stuck: it is aborted, its tasks get no more heartbeats and are released, and /healthz fails (default 120000).
+   */
+  stallMs: number;
   /** On shutdown, how long in-flight work may finish before it is aborted and released (default 20000). */
   graceMs: number;
   workerName: string;
@@ -93,28 +67,36 @@ enum State {
   Stopped,
 }
 
-interface Held {
-  task: StageTask;
-  stage: Stage;
-}
+type Entry = { msg: JsMsg; item: HeldTask };
 
+/**
+ * The loop and state machine of a stage worker: takes tasks from the puller, batches them, runs each batch on the
+ * model under a BatchProgress watch, and hands the outputs on (TaskHandOff) while the next batch runs. Heartbeats go
+ * only to tasks that are moving: queued behind a model that progresses, on a model that progresses, or being handed
+ * on (each hand-off call has a deadline).
+ */
 export class StageWorker {
   private state = State.Running;
   private readonly jobs: JobStore;
-  private readonly batcher: TaskBatcher<Held>;
+  private readonly batcher: TaskBatcher<HeldTask>;
+  private readonly cancellations = new JobCancellations();
+  private readonly handOff: TaskHandOff;
   private puller: TaskPuller | undefined;
   private reporter: WorkerReporter | undefined;
-  private readonly subscriptions: Subscription[] = [];
-  private readonly cancelled = new Set<string>();
+  private deadLetters: DeadLetterWatch | undefined;
   private readonly forceStop = new AbortController();
   private loop: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
-  /** Tasks taken out of the batcher: running on the model or being handed on. */
-  private readonly inFlight = new Set<JsMsg>();
+  /** Batches on the model, with their progress watch. */
+  private readonly onModel = new Map<BatchProgress, JsMsg[]>();
+  /** Tasks whose batch left the model and that wait for or go through their hand-off. */
+  private readonly handingOn = new Set<JsMsg>();
+  /** A stalled batch whose model call has not returned yet: the worker cannot run anything. */
+  private stuck = false;
 
   constructor(
     private readonly conn: FarmConnection,
-    private readonly store: ObjectStore,
+    store: ObjectStore,
     private readonly handler: StageHandler,
     private readonly opts: StageWorkerOptions,
     private readonly log: Logger,
@@ -122,11 +104,23 @@ export class StageWorker {
   ) {
     this.jobs = new JobStore(conn.jobs);
     this.batcher = new TaskBatcher(opts.maxBatch, opts.maxWaitMs);
+    this.handOff = new TaskHandOff({
+      conn,
+      store,
+      jobs: this.jobs,
+      handler,
+      workerName: opts.workerName,
+      failure: { maxDeliver: opts.maxDeliver, backoffMs: opts.retryBackoffMs },
+      cancellations: this.cancellations,
+      metrics,
+      log,
+      forcedToStop: () => this.forceStop.signal.aborted,
+    });
   }
 
-  /** True while the worker takes tasks (after start, before stop). */
+  /** True while the worker takes tasks (after start, before stop) and its model is not stuck. */
   get running(): boolean {
-    return this.state === State.Running && this.puller?.healthy === true;
+    return this.state === State.Running && this.puller?.healthy === true && !this.stuck;
   }
 
   async start(): Promise<void> {
@@ -135,10 +129,8 @@ export class StageWorker {
     const [interactiveName, batchName] = await ensureConsumers();
     this.metrics.bundleInfo.set({ pool, bundle: this.handler.bundle }, 1);
     if (this.handler.executionProvider) this.metrics.providerInfo.set({ pool, provider: this.handler.executionProvider }, 1);
-    this.subscriptions.push(
-      this.conn.nc.subscribe(CANCEL_SUBJECT, { callback: (_e, m) => this.noteCancelled(m.string()) }),
-      watchDeadLetters(this.conn, this.log),
-    );
+    this.cancellations.start(this.conn.nc);
+    this.deadLetters = watchDeadLetters(this.conn, this.log);
     const lanes = {
       interactive: await this.conn.js.consumers.get(TASK_STREAM, interactiveName!),
       batch: await this.conn.js.consumers.get(TASK_STREAM, batchName!),
@@ -175,7 +167,7 @@ export class StageWorker {
     this.reporter?.stop();
     const grace = setTimeout(() => {
       this.log.warn({ graceMs: this.opts.graceMs }, "in-flight tasks did not finish in time: aborting and releasing them");
-      this.forceStop.abort(new FarmError(GrpcStatus.UNAVAILABLE, "worker shutting down", true));
+      this.forceStop.abort(FarmError.unavailable("worker shutting down"));
     }, this.opts.graceMs);
     await this.puller?.stop();
     // Nothing arrives any more: the loop runs what is held and ends.
@@ -184,14 +176,9 @@ export class StageWorker {
     await this.loop;
     clearTimeout(grace);
     clearInterval(this.heartbeat);
-    for (const sub of this.subscriptions) sub.unsubscribe();
+    this.cancellations.stop();
+    await this.deadLetters?.stop();
     this.state = State.Stopped;
-  }
-
-  private noteCancelled(jobId: string): void {
-    // Only recent cancellations matter (tasks still in flight); keep the set bounded.
-    if (this.cancelled.size >= 10_000) this.cancelled.delete(this.cancelled.values().next().value!);
-    this.cancelled.add(jobId);
   }
 
   /** Every delivered task comes here; one that does not go to the batcher leaves the prefetch window at once. */
@@ -203,7 +190,7 @@ export class StageWorker {
       else msg.nak();
     } catch (err) {
       this.log.error({ err, seq: msg.seq }, "could not take a task: releasing it for redelivery");
-      msg.nak(this.opts.retryDelayMs);
+      this.release([msg]);
     }
     if (!batched) this.puller!.window.release(1);
   }
@@ -241,53 +228,83 @@ export class StageWorker {
     for (;;) {
       const batch = await this.batcher.next();
       if (!batch) break;
-      for (const { msg } of batch) this.inFlight.add(msg);
-      let handOff: Promise<void>;
+      let handOff: Promise<void> = handingOff;
+      let modelFree: Promise<unknown> = Promise.resolve();
       try {
-        ({ handOff } = await this.runBatch(batch, handingOff));
+        ({ handOff, modelFree } = await this.runBatch(batch, handingOff));
       } catch (err) {
         this.log.error({ err }, "batch failed unexpectedly: releasing its tasks");
-        for (const { msg } of batch) msg.nak(this.opts.retryDelayMs);
-        handOff = handingOff;
+        this.release(batch.map((e) => e.msg));
       }
       handingOff = handOff
         .catch((err: unknown) => {
           this.log.error({ err }, "handing a batch on failed unexpectedly: releasing its tasks");
-          for (const { msg } of batch) msg.nak(this.opts.retryDelayMs);
+          this.release(batch.map((e) => e.msg));
         })
-        .finally(() => {
-          for (const { msg } of batch) this.inFlight.delete(msg);
+        .finally(async () => {
+          for (const { msg } of batch) this.handingOn.delete(msg);
           this.metrics.inFlight.dec({ pool: this.handler.pool }, batch.length);
+          // A stuck model pulls nothing new: tasks taken now would only wait out their ack wait behind it.
+          await modelFree;
           this.puller!.window.release(batch.length);
         });
+      // A stalled batch's tasks are handed on (released) at once, but the model is only free once its call returns.
+      await modelFree;
     }
     await handingOff;
   }
 
-  private beat(): void {
-    for (const msg of [...this.inFlight, ...this.batcher.messages()]) msg.working();
+  /** Releases tasks for redelivery after the first backoff delay (a failure that is not theirs to count against). */
+  private release(msgs: JsMsg[]): void {
+    for (const msg of msgs) {
+      try {
+        msg.nak(backoffDelay(1, this.opts.retryBackoffMs));
+      } catch (err) {
+        this.log.warn({ err, seq: msg.seq }, "could not release a task: its ack wait will");
+      }
+    }
   }
 
   /**
-   * Runs the batch on the model; resolves, once it ran, with its hand-off, which starts after `previous` ends
-   * (wrapped in an object: a promise returned as such would be awaited along).
+   * Heartbeats: a task keeps its delivery only while it moves. A batch on the model that stopped progressing gets
+   * none (so JetStream redelivers its tasks elsewhere), and neither do the tasks queued behind a stuck model.
    */
-  private async runBatch(batch: { msg: JsMsg; item: Held }[], previous: Promise<void>): Promise<{ handOff: Promise<void> }> {
+  private beat(): void {
+    const moving: JsMsg[] = [...this.handingOn];
+    for (const [progress, msgs] of this.onModel) if (progress.alive) moving.push(...msgs);
+    if (!this.stuck) moving.push(...this.batcher.messages());
+    for (const msg of moving) {
+      try {
+        msg.working();
+      } catch (err) {
+        // The connection is closed; the tasks will be redelivered after their ack wait.
+        this.log.warn({ err }, "could not heartbeat tasks");
+        return;
+      }
+    }
+  }
+
+  /**
+   * Runs the batch on the model; resolves, once it ran (or stalled), with its hand-off, which starts after `previous`
+   * ends, and with the end of the model call (wrapped in an object: a promise returned as such would be awaited along).
+   */
+  private async runBatch(batch: Entry[], previous: Promise<void>): Promise<{ handOff: Promise<void>; modelFree: Promise<unknown> }> {
     const { pool } = this.handler;
-    const live: { msg: JsMsg; item: Held }[] = [];
+    const live: Entry[] = [];
     for (const entry of batch) {
+      this.handingOn.add(entry.msg);
       const job = await this.jobs.get(entry.item.task.jobId);
       if (!job || isTerminal(job)) {
-        this.metrics.tasks.inc({ pool, stage: stageName(entry.item.stage), outcome: "cancelled" });
-        entry.msg.term(job ? "job already ended" : "job not found");
+        this.handOff.drop(entry.msg, entry.item, job ? "job already ended" : "job not found");
         continue;
       }
       live.push(entry);
     }
-    if (live.length === 0) return { handOff: previous };
+    if (live.length === 0) return { handOff: previous, modelFree: Promise.resolve() };
     const stage = live[0]!.item.stage;
     const labels = { pool, stage: stageName(stage) };
     const started = Date.now();
+    const msgs = live.map((l) => l.msg);
     // The diffusion steps the handler reports through progress(); 0 for stages without a diffusion loop.
     let steps = 0;
     this.metrics.batchSize.observe(labels, live.length);
@@ -308,6 +325,7 @@ export class StageWorker {
         attempt: msg.info.deliveryCount,
         progress: (step, total) => {
           steps = total;
+          progress.progressed();
           publishEvent(this.conn.nc, task.jobId, {
             case: "step",
             value: create(StepProgressSchema, { stage, index: task.index, step, total }),
@@ -315,15 +333,33 @@ export class StageWorker {
         },
       };
     });
-    const { signal, dispose } = this.batchSignal(live.map((l) => l.item.task.jobId));
-    let outputs: (StageOutput | Error)[];
-    try {
-      outputs = await this.handler.run(contexts, signal);
-    } catch (err) {
-      outputs = live.map(() => err as Error);
-    } finally {
-      dispose();
-    }
+    // Watched from here on: nothing between this and the model call can throw.
+    const progress = new BatchProgress(this.opts.stallMs);
+    for (const msg of msgs) this.handingOn.delete(msg);
+    this.onModel.set(progress, msgs);
+    const cancel = this.cancellations.watch(live.map((l) => l.item.task.jobId));
+    const signal = AbortSignal.any([cancel.signal, this.forceStop.signal, progress.signal]);
+    // Through a promise chain, so a handler that throws before its first await is a failed batch like any other.
+    const modelCall = Promise.resolve()
+      .then(() => this.handler.run(contexts, signal))
+      .catch((err: unknown) => live.map(() => err as Error));
+    const modelFree = modelCall.finally(() => {
+      progress.dispose();
+      cancel.release();
+      this.onModel.delete(progress);
+      if (this.stuck) this.log.warn({ stage: stageName(stage) }, "the stalled model call returned: taking tasks again");
+      this.stuck = false;
+    });
+    const outputs: (StageOutput | Error)[] = await Promise.race([
+      modelCall,
+      progress.stalled.then((err) => {
+        this.stuck = true;
+        this.log.error({ stage: stageName(stage), stallMs: this.opts.stallMs, tasks: live.length }, "batch stalled: releasing its tasks");
+        return live.map(() => err);
+      }),
+    ]);
+    this.onModel.delete(progress);
+    for (const msg of msgs) this.handingOn.add(msg);
     // The model's time is what bounds a worker's rate (hand-offs overlap the next batch): report that.
     const modelSeconds = (Date.now() - started) / 1000;
     // A batch that produced nothing (bad input, cancelled, aborted) says nothing about the model's rate.
@@ -334,115 +370,10 @@ export class StageWorker {
       await previous;
       for (let i = 0; i < live.length; i++) {
         const { msg, item } = live[i]!;
-        await this.finish(msg, item, outputs[i] ?? new Error("stage returned no output"), started).catch((err) => {
-          this.log.error({ err, jobId: item.task.jobId }, "could not hand the task on: it will be redelivered");
-          this.metrics.tasks.inc({ ...labels, outcome: "retried" });
-          msg.nak(this.opts.retryDelayMs);
-        });
+        await this.handOff.handOn(msg, item, outputs[i] ?? new Error("stage returned no output"), started);
       }
       this.metrics.stageSeconds.observe({ ...labels, bundle: this.handler.bundle }, (Date.now() - started) / 1000);
     })();
-    return { handOff };
+    return { handOff, modelFree };
   }
-
-  /** Aborts when the worker is forced to stop, or when every job of the batch is cancelled. */
-  private batchSignal(jobIds: string[]): { signal: AbortSignal; dispose: () => void } {
-    const controller = new AbortController();
-    const check = setInterval(() => {
-      if (jobIds.every((id) => this.cancelled.has(id))) controller.abort(new FarmError(GrpcStatus.CANCELLED, "job cancelled"));
-    }, 100);
-    return { signal: AbortSignal.any([controller.signal, this.forceStop.signal]), dispose: () => clearInterval(check) };
-  }
-
-  private async finish(msg: JsMsg, item: Held, output: StageOutput | Error, started: number): Promise<void> {
-    const { task, stage } = item;
-    const labels = { pool: this.handler.pool, stage: stageName(stage) };
-    if (output instanceof Error) return this.fail(msg, item, output);
-    if (this.cancelled.has(task.jobId)) {
-      this.metrics.tasks.inc({ ...labels, outcome: "cancelled" });
-      msg.term("job cancelled");
-      return;
-    }
-    const timing: StageTiming = create(StageTimingSchema, {
-      stage,
-      index: task.index,
-      seconds: (Date.now() - started) / 1000,
-      queueSeconds: Math.max(0, started - Number(task.enqueuedAtMs)) / 1000,
-      worker: this.opts.workerName,
-    });
-    const next: StageTask = create(StageTaskSchema, {
-      ...task,
-      route: task.route.slice(1),
-      timings: [...task.timings, timing],
-      bundles: [...new Set([...task.bundles, `${stageName(stage)}=${this.handler.bundle}`])],
-      imageEmbedding: undefined,
-      imageKey: "",
-      enqueuedAtMs: BigInt(Date.now()),
-    });
-    let produced;
-    if ("png" in output) {
-      const size = stageOutputSize(stage);
-      const key = renderKey(task.jobId, task.index, size);
-      await this.store.put(key, output.png);
-      produced = imageRef(task.index, size, key, task.seed);
-      next.imageKey = key;
-      if (next.route.length > 0) publishEvent(this.conn.nc, task.jobId, { case: "preview", value: produced });
-    } else {
-      next.imageEmbedding = output.embedding;
-    }
-    publishEvent(this.conn.nc, task.jobId, stageFinishedEvent(timing, produced));
-    const following = next.route[0];
-    if (following !== undefined) {
-      await this.conn.js.publish(taskSubject(stagePool(following), task.lane), toBinary(StageTaskSchema, next), {
-        msgID: `${task.jobId}.${task.index}.${stageName(following)}`,
-      });
-    } else if (produced) {
-      const job = await recordImage(this.jobs, this.conn.nc, next, produced, next.timings);
-      if (job && job.images.length >= job.numImages) {
-        this.metrics.jobSeconds.observe(jobLabels(job, task, "succeeded"), (Date.now() - Number(job.createdAtMs)) / 1000);
-      }
-    } else {
-      throw new FarmError(GrpcStatus.INTERNAL, `stage ${stageName(stage)} produced no image but ends the route`);
-    }
-    await msg.ackAck();
-    this.metrics.tasks.inc({ ...labels, outcome: "ok" });
-  }
-
-  private async fail(msg: JsMsg, item: Held, err: Error): Promise<void> {
-    const { task, stage } = item;
-    const labels = { pool: this.handler.pool, stage: stageName(stage) };
-    const farmError = toFarmError(err);
-    const attempts = msg.info.deliveryCount;
-    if (this.forceStop.signal.aborted) {
-      msg.nak();
-      this.metrics.tasks.inc({ ...labels, outcome: "retried" });
-      return;
-    }
-    if (farmError.code === GrpcStatus.CANCELLED || this.cancelled.has(task.jobId)) {
-      msg.term("job cancelled");
-      this.metrics.tasks.inc({ ...labels, outcome: "cancelled" });
-      return;
-    }
-    if (!farmError.retryable || attempts >= this.opts.maxDeliver) {
-      const reason = farmError.retryable
-        ? `the ${stageName(stage)} stage failed ${attempts} times; last error: ${farmError.message}`
-        : `the ${stageName(stage)} stage refused image ${task.index}: ${farmError.message}`;
-      this.log.warn({ jobId: task.jobId, index: task.index, err }, reason);
-      const job = await failJob(this.jobs, this.conn.nc, task.jobId, reason);
-      if (job?.error === reason) {
-        this.metrics.jobSeconds.observe(jobLabels(job, task, "failed"), (Date.now() - Number(job.createdAtMs)) / 1000);
-      }
-      msg.term(reason.slice(0, 200));
-      this.metrics.tasks.inc({ ...labels, outcome: "failed" });
-      return;
-    }
-    this.log.warn({ jobId: task.jobId, index: task.index, attempts, err }, "task failed: retrying");
-    msg.nak(this.opts.retryDelayMs);
-    this.metrics.tasks.inc({ ...labels, outcome: "retried" });
-  }
-}
-
-function jobLabels(job: Job, task: StageTask, outcome: "succeeded" | "failed") {
-  const kind = (JobKind[job.kind] ?? "unknown").toLowerCase();
-  return { kind, outcome, size: String(job.size), lane: task.lane === Lane.BATCH ? "batch" : "interactive" };
 }

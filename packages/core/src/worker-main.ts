@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
-import { int, loadCommonConfig, oneOf, str, type CommonConfig, type Env } from "./config.js";
+import { ConfigError, int, loadCommonConfig, oneOf, str, type CommonConfig, type Env } from "./config.js";
+import { armFaultPoints, loadFaultPoints, type FaultPoints } from "./fault-points.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createRegistry, serveMetrics, WorkerMetrics } from "./metrics.js";
 import { connectFarm, type FarmConnection } from "./nats.js";
@@ -15,6 +16,8 @@ export interface WorkerConfig extends CommonConfig {
   /** ONNX Runtime intra-op threads per session (UNCLIP_INTRA_OP_THREADS; 0 = ONNX Runtime's default, every core). */
   readonly intraOpThreads: number;
   readonly forceMs: number;
+  /** Points where the worker kills itself on purpose, for the chaos suite (UNCLIP_FAULT_POINTS; none by default). */
+  readonly faultPoints: FaultPoints;
 }
 
 export function loadWorkerConfig(env: Env, defaults: { metricsPort: number; maxBatch: number; bundle: string }): WorkerConfig {
@@ -26,17 +29,30 @@ export function loadWorkerConfig(env: Env, defaults: { metricsPort: number; maxB
     executionProvider: oneOf(env, "UNCLIP_EXECUTION_PROVIDER", "cpu", ["cpu", "cuda"] as const),
     intraOpThreads: int(env, "UNCLIP_INTRA_OP_THREADS", 0, 0, 256),
     forceMs: int(env, "UNCLIP_SHUTDOWN_FORCE_MS", 60_000, 1_000, 3_600_000),
+    faultPoints: loadFaultPoints(env),
     worker: {
       maxBatch,
       prefetch: int(env, "UNCLIP_PREFETCH", maxBatch, 0, 4096),
       maxWaitMs: int(env, "UNCLIP_MAX_WAIT_MS", 20, 0, 60_000),
       ackWaitMs: int(env, "UNCLIP_ACK_WAIT_MS", 30_000, 1_000, 3_600_000),
-      maxDeliver: int(env, "UNCLIP_MAX_DELIVER", 5, 1, 100),
-      retryDelayMs: int(env, "UNCLIP_RETRY_DELAY_MS", 1_000, 0, 600_000),
+      maxDeliver: int(env, "UNCLIP_MAX_DELIVER", 8, 1, 100),
+      retryBackoffMs: msList(env, "UNCLIP_RETRY_BACKOFF_MS", [1_000, 2_000, 5_000, 10_000, 30_000]),
+      stallMs: int(env, "UNCLIP_STALL_MS", 120_000, 100, 3_600_000),
       graceMs: int(env, "UNCLIP_SHUTDOWN_GRACE_MS", 20_000, 0, 3_600_000),
       workerName: str(env, "UNCLIP_WORKER_NAME", `${hostname()}-${process.pid}`),
     },
   };
+}
+
+/** A comma-separated list of durations in ms, e.g. "1000,2000,5000"; each from 0 to one hour. */
+function msList(env: Env, name: string, fallback: readonly number[]): readonly number[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const values = raw.split(",").map((v) => Number(v.trim()));
+  if (values.some((v) => !Number.isInteger(v) || v < 0 || v > 3_600_000)) {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} must be a comma-separated list of integers from 0 to 3600000 (ms)`);
+  }
+  return values;
 }
 
 export interface WorkerDeps {
@@ -66,6 +82,7 @@ export async function runWorker(
   }
   const log = createLogger(service, config.logLevel, { worker: config.worker.workerName });
   const shutdown = new Shutdown(log, config.forceMs).installSignalHandlers();
+  armFaultPoints(config.faultPoints, log);
   try {
     const registry = createRegistry(service, { worker: config.worker.workerName });
     let worker: StageWorker | undefined;

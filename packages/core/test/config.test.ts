@@ -35,6 +35,27 @@ describe("configuration", () => {
     expect(() => loadWorkerConfig({ UNCLIP_PREFETCH: "-1" }, defaults)).toThrow(/UNCLIP_PREFETCH="-1" must be an integer from 0/);
   });
 
+  it("reads the fault settings: backoff schedule, max deliveries, stall limit and S3 deadline, with production defaults", () => {
+    const defaults = { metricsPort: 1, maxBatch: 8, bundle: "" };
+    const w = loadWorkerConfig({}, defaults);
+    expect(w.worker.retryBackoffMs).toEqual([1000, 2000, 5000, 10_000, 30_000]);
+    expect(w.worker.maxDeliver).toBe(8);
+    expect(w.worker.stallMs).toBe(120_000);
+    expect(w.s3.timeoutMs).toBe(10_000);
+    const set = loadWorkerConfig({ UNCLIP_RETRY_BACKOFF_MS: "100, 200,0", UNCLIP_STALL_MS: "500", UNCLIP_S3_TIMEOUT_MS: "1000" }, defaults);
+    expect(set.worker.retryBackoffMs).toEqual([100, 200, 0]);
+    expect(set.worker.stallMs).toBe(500);
+    expect(set.s3.timeoutMs).toBe(1000);
+    expect(() => loadWorkerConfig({ UNCLIP_RETRY_BACKOFF_MS: "1s,2s" }, defaults)).toThrow(
+      /UNCLIP_RETRY_BACKOFF_MS="1s,2s" must be a comma-separated list of integers/,
+    );
+    expect(() => loadCommonConfig({ UNCLIP_S3_TIMEOUT_MS: "0" }, 1)).toThrow(/UNCLIP_S3_TIMEOUT_MS="0" must be an integer from 100/);
+    // The fixed retry delay it replaces is refused, so a stale setting is noticed.
+    expect(() => loadWorkerConfig({ UNCLIP_RETRY_DELAY_MS: "1000" }, defaults)).toThrow(
+      /unknown configuration variable\(s\) UNCLIP_RETRY_DELAY_MS/,
+    );
+  });
+
   it("accepts the variables of the CLI and the local launcher, which share the shell with the services", () => {
     const env = { UNCLIP_GATEWAY: "gw:50051", UNCLIP_FARM_WORKERS: "decoder=3" };
     expect(() => loadCommonConfig(env, 1)).not.toThrow();

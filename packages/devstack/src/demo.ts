@@ -30,7 +30,8 @@ try {
   );
   for (const s of farm.services()) console.log(`  ${s.name.padEnd(17)} ${describeProcess(s.current)}`);
   console.log(`rendering "${prompt}" …`);
-  const client = new UnclipClient(farm.grpcAddress);
+  // A farm started with UNCLIP_API_KEYS_FILE wants a key, as the CLI does.
+  const client = new UnclipClient(farm.grpcAddress, { apiKey: process.env.UNCLIP_API_KEY || undefined });
   const progress = new RenderProgress();
   try {
     const result = await renderJob(client.generate(create(GenerateRequestSchema, { prompt, size: 1024, seed: 42n })), outDir, (e) =>

@@ -2,6 +2,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Pool } from "@unclip/protocol";
 import { farmWorkerCounts, POOLS } from "./farm-workers.js";
+import { startFaultProxy, type FaultProxy } from "./fault-proxy.js";
 import { startNatsServer, type NatsServerHandle } from "./nats-server.js";
 import { startS3Server, type S3ServerHandle } from "./s3-server.js";
 import { repoRoot, startService, type ServiceName, type ServiceProcess, type ServiceRuntime } from "./service-process.js";
@@ -31,11 +32,18 @@ export interface FarmStackOptions {
   grpcPort?: number;
   /** Run the services from their TypeScript sources (default) or from the bundles `npm run build` writes. */
   runtime?: ServiceRuntime;
+  /**
+   * Puts a fault proxy (startFaultProxy) between the services and the object store, so a test can stall or refuse
+   * their S3 connections (default false). Presigned URLs handed to clients still point at the S3 server itself.
+   */
+  s3Proxy?: boolean;
 }
 
 export interface FarmStack {
   readonly nats: NatsServerHandle;
   readonly s3: S3ServerHandle;
+  /** The proxy in front of the object store, with FarmStackOptions.s3Proxy. */
+  readonly s3Proxy?: FaultProxy;
   readonly grpcAddress: string;
   /** Environment that points a process at this farm's NATS and object store. */
   readonly env: Record<string, string>;
@@ -61,9 +69,17 @@ export async function startFarmStack(opts: FarmStackOptions = {}): Promise<FarmS
     await nats.stop();
     throw err;
   });
+  const s3Proxy = opts.s3Proxy
+    ? await startFaultProxy({ targetPort: s3.port }).catch(async (err) => {
+        await s3.stop();
+        await nats.stop();
+        throw err;
+      })
+    : undefined;
   const env: Record<string, string> = {
     UNCLIP_NATS_URL: nats.url,
-    UNCLIP_S3_ENDPOINT: s3.endpoint,
+    UNCLIP_S3_ENDPOINT: s3Proxy?.endpoint ?? s3.endpoint,
+    ...(s3Proxy ? { UNCLIP_S3_PUBLIC_ENDPOINT: s3.endpoint } : {}),
     UNCLIP_S3_ACCESS_KEY: s3.accessKey,
     UNCLIP_S3_SECRET_KEY: s3.secretKey,
     UNCLIP_METRICS_PORT: "0",
@@ -122,6 +138,7 @@ export async function startFarmStack(opts: FarmStackOptions = {}): Promise<FarmS
     // Gateway first (no new jobs), then workers (they finish or release their tasks), then the servers.
     await gateway?.stop();
     await Promise.all(all.map((w) => w.stop()));
+    await s3Proxy?.close();
     await s3.stop();
     await nats.stop();
   };
@@ -129,6 +146,8 @@ export async function startFarmStack(opts: FarmStackOptions = {}): Promise<FarmS
     let grpcPort = opts.grpcPort ?? 0;
     gateway = await supervise("gateway", "gateway", () => ({
       ...env,
+      // The gateway counts prompt tokens with the prior's bundle.
+      ...(opts.bundle ? { UNCLIP_BUNDLE: opts.bundle } : {}),
       ...opts.serviceEnv?.gateway,
       UNCLIP_GRPC_PORT: String(grpcPort),
     }));
@@ -141,6 +160,7 @@ export async function startFarmStack(opts: FarmStackOptions = {}): Promise<FarmS
     return {
       nats,
       s3,
+      s3Proxy,
       grpcAddress: `127.0.0.1:${String(grpcPort)}`,
       env,
       gateway: gw,

@@ -23,6 +23,8 @@ try {
 console.log(`farm running: gateway ${farm.grpcAddress}, nats ${farm.nats.url}, s3 ${farm.s3.endpoint}; logs in ${logDir}`);
 for (const s of farm.services()) console.log(`  ${s.name.padEnd(17)} ${describeProcess(s.current)}`);
 console.log(`try: npm run unclip -- -a ${farm.grpcAddress} render "a red circle on a blue background"   (Ctrl-C stops the farm)`);
+// The gateway got UNCLIP_API_KEYS_FILE from this environment: calls need a tenant's key.
+if (process.env.UNCLIP_API_KEYS_FILE) console.log("API keys are on: set UNCLIP_API_KEY to a tenant's key for the CLI");
 let stopping = false;
 const stop = async () => {
   if (stopping) return;

@@ -12,3 +12,4 @@ export {
 } from "./supervised-service.js";
 export { parseFarmWorkers, farmWorkerCounts, POOLS, MAX_WORKERS_PER_POOL } from "./farm-workers.js";
 export { startFarmStack, describeProcess, type FarmStack, type FarmStackOptions } from "./farm-stack.js";
+export { startFaultProxy, type FaultProxy, type FaultProxyMode, type FaultProxyOptions } from "./fault-proxy.js";

@@ -8,6 +8,12 @@ export interface NatsServerHandle {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
+  /** The server's HTTP monitoring endpoint (/connz, /subsz, /jsz), on loopback: http://127.0.0.1:<port>. */
+  readonly monitorUrl: string;
+  /** SIGKILLs the server (no clean shutdown of JetStream); its store directory is kept. */
+  kill(): Promise<void>;
+  /** Starts the server again on the same port and store directory after kill() (a no-op while it runs). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -36,33 +42,58 @@ export function findNatsServer(): string {
   );
 }
 
-/** Starts nats-server with JetStream on a random port (or the given one) and a fresh store directory. */
-export async function startNatsServer(opts: { port?: number; storeDir?: string } = {}): Promise<NatsServerHandle> {
+/**
+ * Starts nats-server with JetStream on a random port (or the given one), HTTP monitoring on another random port, and
+ * a fresh store directory.
+ */
+export async function startNatsServer(
+  opts: {
+    port?: number;
+    storeDir?: string;
+    /** Require TLS from clients (PEM files); with caFile, also a client certificate that CA signed. */
+    tls?: { certFile: string; keyFile: string; caFile?: string };
+  } = {},
+): Promise<NatsServerHandle> {
   const bin = findNatsServer();
   const ownDir = !opts.storeDir;
   const storeDir = opts.storeDir ?? (await mkdtemp(path.join(tmpdir(), "unclip-nats-")));
-  const child = spawn(bin, ["-js", "-a", "127.0.0.1", "-p", String(opts.port ?? -1), "-sd", storeDir], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  process.once("exit", () => child.kill("SIGKILL"));
-  const port = await new Promise<number>((resolve, reject) => {
-    let log = "";
-    const onData = (chunk: Buffer) => {
-      log += chunk.toString();
-      const m = /Listening for client connections on [\d.]+:(\d+)/.exec(log);
-      if (m && log.includes("Server is ready")) {
-        child.stderr!.off("data", onData);
-        resolve(Number(m[1]));
-      }
-    };
-    child.stderr!.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`nats-server exited with code ${code}:\n${log}`)));
-  });
-  child.stderr!.resume();
+  const launch = async (port: number, monitorPort: number) => {
+    const tls = opts.tls ? ["--tls", "--tlscert", opts.tls.certFile, "--tlskey", opts.tls.keyFile] : [];
+    if (opts.tls?.caFile) tls.push("--tlsverify", "--tlscacert", opts.tls.caFile);
+    const child = spawn(bin, ["-js", "-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort), "-sd", storeDir, ...tls], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    process.once("exit", () => child.kill("SIGKILL"));
+    const listening = await new Promise<{ port: number; monitorPort: number }>((resolve, reject) => {
+      let log = "";
+      const onData = (chunk: Buffer) => {
+        log += chunk.toString();
+        const m = /Listening for client connections on [\d.]+:(\d+)/.exec(log);
+        const monitor = /Starting http monitor on [\d.]+:(\d+)/.exec(log);
+        if (m && monitor && log.includes("Server is ready")) {
+          child.stderr!.off("data", onData);
+          resolve({ port: Number(m[1]), monitorPort: Number(monitor[1]) });
+        }
+      };
+      child.stderr!.on("data", onData);
+      child.once("exit", (code) => reject(new Error(`nats-server exited with code ${code}:\n${log}`)));
+    });
+    child.stderr!.resume();
+    return { child, listening };
+  };
+  const first = await launch(opts.port ?? -1, -1);
+  let child = first.child;
+  const { port, monitorPort } = first.listening;
+  const running = () => child.exitCode === null && child.signalCode === null;
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
+    monitorUrl: `http://127.0.0.1:${monitorPort}`,
+    kill: () => stopChild(child, "SIGKILL"),
+    restart: async () => {
+      if (!running()) child = (await launch(port, monitorPort)).child;
+    },
     stop: async () => {
       await stopChild(child);
       if (ownDir) await rm(storeDir, { recursive: true, force: true });

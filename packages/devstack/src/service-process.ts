@@ -19,9 +19,9 @@ export type ServiceName = "gateway" | "prior-worker" | "decoder-worker" | "upsca
 
 /**
  * Variables that the launcher and the CLI read, not the services: never passed on to a service, so that a value set
- * for `npm run farm` does not reach the services' check of UNCLIP_* names.
+ * for `npm run farm` does not reach the services' check of UNCLIP_* names (nor the CLI's API key every process).
  */
-export const LAUNCHER_VARIABLES: readonly string[] = ["UNCLIP_FARM_WORKERS", "UNCLIP_GATEWAY"];
+export const LAUNCHER_VARIABLES: readonly string[] = ["UNCLIP_FARM_WORKERS", "UNCLIP_GATEWAY", "UNCLIP_API_KEY"];
 
 export interface ServiceProcess {
   readonly name: ServiceName;

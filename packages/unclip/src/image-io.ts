@@ -42,12 +42,14 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
 
 /**
  * Decodes an edit mask to a keep-mask of size×size (1 = keep the source pixel, 0 = repaint). Transparent pixels
- * (alpha < 128) mark the region to repaint when the mask has any; otherwise white pixels (luma ≥ 128) do.
+ * (alpha < 128) mark the region to repaint when the mask has any; otherwise white pixels (luma ≥ 128) do. The mask is
+ * centre-cropped to a square exactly as resizeImage crops the source, so on a non-square image it marks the same
+ * pixels of the cropped region as it does of the upload (stretching it instead would shift the region sideways).
  */
 export async function decodeMask(bytes: Uint8Array, size: number): Promise<Uint8Array> {
   const { data, info } = await decodeRaw(bytes, "mask");
   const resized = await sharp(data, { raw: { width: info.width, height: info.height, channels: 4 } })
-    .resize(size, size, { fit: "fill", kernel: "nearest" })
+    .resize(size, size, { fit: "cover", position: "centre", kernel: "nearest" })
     .raw()
     .toBuffer();
   const keep = new Uint8Array(size * size);

@@ -62,6 +62,30 @@ describe("image-io", () => {
     await expect(decodeMask(new Uint8Array([1, 2, 3]), 64)).rejects.toThrow(/mask/);
   });
 
+  it("crops a non-square mask like the source, so it marks the same pixels of the square the decoder sees", async () => {
+    // A 128×64 upload whose columns 64..95 are red; the mask marks exactly those columns (white = repaint).
+    const source = pattern(128, 64);
+    const mask = new Uint8Array(128 * 64);
+    for (let p = 0; p < 128 * 64; p++) {
+      const x = p % 128;
+      if (x >= 64 && x < 96) {
+        source.data.set([255, 0, 0], 3 * p);
+        mask[p] = 255;
+      }
+    }
+    const maskPng = await sharp(Buffer.from(mask), { raw: { width: 128, height: 64, channels: 1 } })
+      .png()
+      .toBuffer();
+    const keep = await decodeMask(maskPng, 64);
+    const square = await resizeImage(source, 64);
+    // The centre crop keeps source columns 32..95, so the red band lands on columns 32..63: the right half.
+    for (let p = 0; p < 64 * 64; p++) {
+      const red = square.data[3 * p] === 255 && square.data[3 * p + 1] === 0 && square.data[3 * p + 2] === 0;
+      expect({ p, repaint: keep[p] === 0 }).toEqual({ p, repaint: p % 64 >= 32 });
+      expect({ p, red }).toEqual({ p, red: p % 64 >= 32 });
+    }
+  });
+
   it("resizes (centre crop for another aspect ratio)", async () => {
     const small = await resizeImage(pattern(40, 20), 8);
     expect([small.width, small.height, small.data.length]).toEqual([8, 8, 192]);

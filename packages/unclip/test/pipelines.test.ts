@@ -7,6 +7,7 @@ import { ImageToEmbedding } from "../src/image-to-embedding.js";
 import type { RgbImage } from "../src/image-io.js";
 import { GaussianNoise } from "../src/noise.js";
 import { TextToEmbedding } from "../src/text-to-embedding.js";
+import { squaredcosCapV2 } from "../src/schedule.js";
 import { PromptTooLongError } from "../src/tokenizer.js";
 import { TINY_BUNDLE } from "./helpers.js";
 
@@ -152,11 +153,13 @@ describe("EmbeddingToImage", () => {
 
   it("on a 3-channel decoder, inpaints by re-imposing the noised known region", async () => {
     const seen: number[][] = [];
-    // A stand-in decoder session: records the input channels and predicts ε = 0 with mid-range variance.
+    const inputs: { t: number; sample: Float32Array }[] = [];
+    // A stand-in decoder session: records its inputs and predicts ε = 0 with mid-range variance.
     const fake = {
       async run(feeds: Record<string, Tensor>) {
         const dims = feeds.sample.dims as number[];
         seen.push(dims);
+        inputs.push({ t: Number((feeds.timestep.data as BigInt64Array)[0]), sample: Float32Array.from(feeds.sample.data as Float32Array) });
         const out = new Float32Array(dims[0] * 6 * 64 * 64);
         return { out_sample: new Tensor("float32", out, [dims[0], 6, 64, 64]) };
       },
@@ -177,5 +180,36 @@ describe("EmbeddingToImage", () => {
       [2, 3, 64, 64],
     ]);
     expect(bits(out.data.subarray(0, 2048 * 3))).toEqual(bits(source.data.subarray(0, 2048 * 3)));
+    // The final composite alone would pass the check above. What the decoder is fed after each step shows the
+    // re-imposition: in the known region x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·z, so (x_t − √ᾱ_t·x0) / √(1−ᾱ_t) is standard normal
+    // noise there, while in the region being repainted x_t owes nothing to the source.
+    const alphas = squaredcosCapV2(1000).alphasCumprod;
+    const plane = 64 * 64;
+    const knownRegion = (sample: Float32Array, t: number) => {
+      const x0: number[] = [];
+      const xt: number[] = [];
+      for (let c = 0; c < 3; c++) {
+        for (let p = 0; p < plane; p++) {
+          if (!keep[p]) continue;
+          x0.push(source.data[3 * p + c] / 127.5 - 1);
+          xt.push(sample[c * plane + p]);
+        }
+      }
+      const mean = (v: number[]) => v.reduce((a, x) => a + x, 0) / v.length;
+      const z = xt.map((x, i) => (x - Math.sqrt(alphas[t]) * x0[i]) / Math.sqrt(1 - alphas[t]));
+      const zMean = mean(z);
+      const x0Mean = mean(x0);
+      const xtMean = mean(xt);
+      // the least-squares slope of x_t on x0: √ᾱ_t when the source is re-imposed, about 0 when it is not
+      const slope = mean(xt.map((x, i) => (x - xtMean) * (x0[i] - x0Mean))) / mean(x0.map((x) => (x - x0Mean) ** 2));
+      return { zMean, zSd: Math.sqrt(mean(z.map((v) => (v - zMean) ** 2))), slope };
+    };
+    expect(inputs).toHaveLength(3);
+    for (const { t, sample } of inputs.slice(1)) {
+      const { zMean, zSd, slope } = knownRegion(sample, t);
+      expect(Math.abs(slope - Math.sqrt(alphas[t])), `t=${t}: slope ${slope}`).toBeLessThan(0.08);
+      expect(Math.abs(zMean), `t=${t}`).toBeLessThan(0.05);
+      expect(Math.abs(zSd - 1), `t=${t}: sd ${zSd}`).toBeLessThan(0.05);
+    }
   });
 });

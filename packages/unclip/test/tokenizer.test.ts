@@ -1,5 +1,8 @@
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { loadBundleTokenizer } from "../src/bundle-tokenizer.js";
 import { PromptTokenizer, PromptTooLongError } from "../src/tokenizer.js";
 import { TINY_BUNDLE } from "./helpers.js";
 
@@ -34,5 +37,37 @@ describe("PromptTokenizer (tiny-random tokenizer.json)", () => {
     const long = new Array(17).fill("blue").join(" ");
     expect(() => tokenizer.encode(["red", long])).toThrow(PromptTooLongError);
     expect(() => tokenizer.encode([long])).toThrow(/17 tokens long; this model reads at most 16/);
+  });
+});
+
+describe("the ./tokenizer entry (loadBundleTokenizer)", () => {
+  it("loads a bundle's tokenizer with the manifest's length, counting as the bundle's own PromptTokenizer does", async () => {
+    const tokenizer = await loadBundleTokenizer(TINY_BUNDLE);
+    expect([tokenizer.maxLength, tokenizer.padId]).toEqual([16, 0]);
+    const direct = await PromptTokenizer.load(path.join(TINY_BUNDLE, "tokenizer.json"), { maxLength: 16, padId: 0 });
+    expect(tokenizer.encode(["a Red circle zebra"])).toEqual(direct.encode(["a Red circle zebra"]));
+  });
+
+  it("refuses a bundle whose tokenizer.json does not match the manifest's hash", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "bundle-tokenizer-"));
+    try {
+      await cp(TINY_BUNDLE, dir, { recursive: true });
+      await writeFile(path.join(dir, "tokenizer.json"), (await readFile(path.join(dir, "tokenizer.json"), "utf8")) + " ");
+      await expect(loadBundleTokenizer(dir)).rejects.toThrow(/tokenizer.json has sha256 [0-9a-f]+, manifest says/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("is exported separately and loads no onnxruntime (the gateway imports it)", async () => {
+    const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8"));
+    expect(pkg.exports["./tokenizer"]).toBe("./src/bundle-tokenizer.ts");
+    const sources = ["bundle-tokenizer.ts", "manifest.ts", "tokenizer.ts"].map((f) =>
+      readFile(new URL(`../src/${f}`, import.meta.url), "utf8"),
+    );
+    const imports = (await Promise.all(sources)).flatMap((source) =>
+      [...source.matchAll(/^(?:import|export) .* from "([^"]+)";$/gm)].map((m) => m[1]),
+    );
+    expect(imports.filter((i) => !i.startsWith("node:") && !i.startsWith("./"))).toEqual(["@huggingface/tokenizers"]);
   });
 });

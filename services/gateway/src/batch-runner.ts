@@ -78,9 +78,14 @@ export class BatchRunner {
     await this.ticking;
   }
 
-  /** One pass over the running batches (runs alone: a slow pass delays the next instead of overlapping it). */
+  /**
+   * One pass over the running batches (runs alone: a slow pass delays the next instead of overlapping it). Never
+   * rejects: timers and request handlers start passes without awaiting them.
+   */
   tick(): Promise<void> {
-    this.ticking ??= this.pass().finally(() => (this.ticking = undefined));
+    this.ticking ??= this.pass()
+      .catch((err: unknown) => this.log.error({ err }, "batch pass failed: it runs again on the next tick"))
+      .finally(() => (this.ticking = undefined));
     return this.ticking;
   }
 
@@ -147,7 +152,7 @@ export class BatchRunner {
             }),
           );
       } else if (!job || unqueued(job)) {
-        const outcome = await this.submit(batchId, index, items[index]!);
+        const outcome = await this.submit(record, index, items[index]!);
         if (outcome instanceof Error) ended.set(index, failed(items[index]!, outcome));
       }
     }
@@ -176,7 +181,7 @@ export class BatchRunner {
       });
       if (!next || next.nextIndex !== index + 1 || !next.inFlight.includes(index)) return next ?? record;
       record = next;
-      const outcome = await this.submit(batchId, index, items[index]!);
+      const outcome = await this.submit(record, index, items[index]!);
       if (outcome === "refused") break;
       if (outcome instanceof Error) {
         const result = failed(items[index]!, outcome);
@@ -197,7 +202,8 @@ export class BatchRunner {
    * Admits one item's job. "refused" when the farm is over its admission limits (the item stays in flight and is
    * admitted on a later step); an Error when the item itself is bad and fails alone.
    */
-  private async submit(batchId: string, index: number, item: BatchItem): Promise<"admitted" | "refused" | Error> {
+  private async submit(record: BatchRecord, index: number, item: BatchItem): Promise<"admitted" | "refused" | Error> {
+    const batchId = record.batch!.batchId;
     let admission;
     try {
       admission = await prepareItem(item);
@@ -205,6 +211,7 @@ export class BatchRunner {
       return err as Error;
     }
     admission.lane = Lane.BATCH;
+    admission.tenant = record.tenant;
     // A random seed would differ between re-admissions of the item: derive it from the item instead.
     if (item.request.value?.seed === 0n) admission.params.seed = BigInt(`0x${sha256(`seed/${batchId}/${index}`).slice(0, 15)}`);
     try {

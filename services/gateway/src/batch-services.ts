@@ -9,6 +9,8 @@ import type { GatewayConfig } from "./config.js";
 import type { JobAdmission } from "./job-admission.js";
 import { cancelJob } from "./job-cancel.js";
 import { RequestLedger } from "./request-ledger.js";
+import { defaultUrlTtl } from "./request-validation.js";
+import type { ServiceAccess } from "./unclip-service.js";
 
 export const REQUEST_BUCKET = "farm_requests";
 
@@ -20,6 +22,7 @@ export async function batchServices(
   config: GatewayConfig,
   log: Logger,
   registry: Registry,
+  access: ServiceAccess,
 ) {
   const [requestsKv, batchKv, itemKv] = await Promise.all(
     [REQUEST_BUCKET, BATCH_BUCKET, BATCH_ITEM_BUCKET].map((name) =>
@@ -62,6 +65,6 @@ export async function batchServices(
     metrics,
   );
   batchRunner.start();
-  const batchService = new BatchService(batchStore, items, batchRunner, jobs, store);
+  const batchService = new BatchService(batchStore, items, batchRunner, jobs, store, access.auth, defaultUrlTtl(access.urlTtlMaxS));
   return { requestLedger, batchService, batchRunner };
 }

@@ -10,14 +10,17 @@ import {
   OutputOptionsSchema,
   StageTaskSchema,
   type Job,
+  type StageTask,
   Lane,
   Stage,
   type JobKind,
 } from "@unclip/protocol";
-import { inputKey, JobStore, taskSubject, type FarmConnection, type ObjectStore } from "@unclip/core";
+import { faultPoint, inputKey, isTerminal, JobStore, taskSubject, type FarmConnection, type ObjectStore } from "@unclip/core";
 import type { AdmissionGate, JobWork } from "./admission-gate.js";
 import type { CommonParams } from "./request-validation.js";
+import type { PendingAdmissions } from "./job-reconciler.js";
 import type { ServiceRates } from "./service-rates.js";
+import type { TenantQuota } from "./tenant-quota.js";
 
 export interface Admission {
   kind: JobKind;
@@ -29,13 +32,17 @@ export interface Admission {
   mask?: Uint8Array;
   /** Interactive (default) or batch: the lane of every pool the job's tasks travel in. */
   lane?: Lane;
+  /** The tenant that owns the job ("" on an open farm). */
+  tenant?: string;
 }
 
 /**
  * Admits a job: passes it through the admission gate (whole-farm backlog, weighed by work), stores its inputs,
- * writes the QUEUED record to the job bucket, and publishes one task per image to the first stage's queue. Task ids
- * are deterministic, so a retried admission cannot double the work; admitting a job id whose record exists (a batch
- * item re-admitted after its gateway died) republishes its tasks only while the job is still QUEUED.
+ * records the admission as under way (PendingAdmissions), writes the QUEUED record to the job bucket, publishes one
+ * task per image to the first stage's queue, sets Job.queued_at_ms and removes the under-way entry. A gateway that
+ * dies between record and publish leaves the entry, and any gateway's JobReconciler finishes the admission. Task
+ * ids are deterministic, so a retried admission cannot double the work; admitting a job id whose record exists (a
+ * batch item re-admitted after its gateway died) republishes its tasks only while some are not yet queued.
  */
 export class JobAdmission {
   readonly jobs: JobStore;
@@ -45,6 +52,10 @@ export class JobAdmission {
     private readonly store: ObjectStore,
     private readonly gate: AdmissionGate,
     private readonly rates: ServiceRates,
+    /** Admissions under way, for the reconciler to finish when their gateway dies. */
+    private readonly pending: PendingAdmissions,
+    /** Per-tenant limits on images not yet finished; none on an open farm. */
+    private readonly quota?: TenantQuota,
   ) {
     this.jobs = new JobStore(conn.jobs);
   }
@@ -55,7 +66,13 @@ export class JobAdmission {
 
   /** Admits the job; returns its QUEUED record and its ETA in seconds. */
   async admit(jobId: string, a: Admission): Promise<{ job: Job; etaSeconds: number }> {
-    return this.gate.admit(this.work(a), async (etaSeconds) => ({ job: await this.enqueue(jobId, a), etaSeconds }));
+    const release = this.quota?.reserve(a.tenant ?? "", jobId, a.params.numImages);
+    try {
+      return await this.gate.admit(this.work(a), async (etaSeconds) => ({ job: await this.enqueue(jobId, a), etaSeconds }));
+    } catch (err) {
+      release?.();
+      throw err;
+    }
   }
 
   /** The job's tasks and worker-seconds per pool: images × stages, each stage at its measured rate and steps. */
@@ -72,7 +89,6 @@ export class JobAdmission {
   }
 
   private async enqueue(jobId: string, a: Admission): Promise<Job> {
-    const first = a.route[0]!;
     const now = BigInt(Date.now());
     const params = create(JobParamsSchema, {
       kind: a.kind,
@@ -101,35 +117,65 @@ export class JobAdmission {
       seed: a.params.seed,
       createdAtMs: now,
       updatedAtMs: now,
+      tenant: a.tenant ?? "",
     });
+    const template = create(StageTaskSchema, {
+      jobId,
+      index: 0,
+      seed: a.params.seed,
+      route: a.route,
+      params,
+      enqueuedAtMs: now,
+      lane: a.lane ?? Lane.INTERACTIVE,
+    });
+    // Written before the record: a gateway that dies from here on leaves an entry that a reconciler finishes.
+    await this.pending.add(template);
     try {
       await this.jobs.create(job);
     } catch (err) {
       const existing = await this.jobs.get(jobId);
       if (!existing) throw err;
-      if (existing.state !== JobState.QUEUED) return existing;
+      // A job whose tasks were all queued, or that ended, needs nothing more; one still short of tasks (QUEUED, or
+      // RUNNING with the images published so far) gets them all published again, which the stream deduplicates.
+      if (isTerminal(existing) || existing.queuedAtMs > 0n) {
+        await this.pending.remove(jobId);
+        return existing;
+      }
     }
-    for (let index = 0; index < a.params.numImages; index++) {
-      const task = create(StageTaskSchema, {
-        jobId,
-        index,
-        seed: BigInt.asUintN(64, a.params.seed + BigInt(index)),
-        route: a.route,
-        params,
-        enqueuedAtMs: BigInt(Date.now()),
-        lane: a.lane ?? Lane.INTERACTIVE,
-      });
-      await this.conn.js.publish(taskSubject(stagePool(first), task.lane), toBinary(StageTaskSchema, task), {
-        msgID: `${jobId}.${index}.${stageName(first)}`,
-      });
-    }
-    const queuedAtMs = BigInt(Date.now());
-    return (
-      (await this.jobs.update(jobId, (j) => {
-        if (j.queuedAtMs > 0n) return undefined;
-        j.queuedAtMs = queuedAtMs;
-        return j;
-      })) ?? job
-    );
+    faultPoint("admission-after-record");
+    await publishTasks(this.conn, template);
+    faultPoint("admission-after-publish");
+    const queued = (await markQueued(this.jobs, jobId)) ?? job;
+    await this.pending.remove(jobId);
+    return queued;
   }
+}
+
+/**
+ * Publishes one first-stage task per image of the job from its index-0 task. Message ids are deterministic
+ * (`<jobId>.<index>.<stage>`), so publishing again within the stream's 10-minute duplicate window adds nothing.
+ */
+export async function publishTasks(conn: FarmConnection, template: StageTask): Promise<void> {
+  const first = template.route[0]!;
+  for (let index = 0; index < (template.params?.numImages ?? 0); index++) {
+    const task = create(StageTaskSchema, {
+      ...template,
+      index,
+      seed: BigInt.asUintN(64, template.seed + BigInt(index)),
+      enqueuedAtMs: BigInt(Date.now()),
+    });
+    await conn.js.publish(taskSubject(stagePool(first), task.lane), toBinary(StageTaskSchema, task), {
+      msgID: `${template.jobId}.${index}.${stageName(first)}`,
+    });
+  }
+}
+
+/** Sets Job.queued_at_ms once every task of the job is queued (the first time only). */
+export async function markQueued(jobs: JobStore, jobId: string): Promise<Job | undefined> {
+  const queuedAtMs = BigInt(Date.now());
+  return jobs.update(jobId, (j) => {
+    if (j.queuedAtMs > 0n) return undefined;
+    j.queuedAtMs = queuedAtMs;
+    return j;
+  });
 }

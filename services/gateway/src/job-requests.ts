@@ -11,14 +11,14 @@ import type { Admission } from "./job-admission.js";
 import { upscaleRoute, validateCommon, validateImage, validatePrompt } from "./request-validation.js";
 
 /** Checks a generate request and turns it into an admission (what the streaming RPC and batch items share). */
-export async function prepareGenerate(req: GenerateRequest): Promise<Admission> {
+export async function prepareGenerate(req: GenerateRequest, urlTtlMaxS?: number): Promise<Admission> {
   const prompt = validatePrompt(req.prompt);
-  const params = validateCommon(req);
+  const params = validateCommon(req, urlTtlMaxS);
   return { kind: JobKind.GENERATE, prompt, params, route: [Stage.PRIOR, Stage.DECODER, ...upscaleRoute(params.size)] };
 }
 
-export async function prepareVariations(req: CreateVariationsRequest): Promise<Admission> {
-  const params = validateCommon(req);
+export async function prepareVariations(req: CreateVariationsRequest, urlTtlMaxS?: number): Promise<Admission> {
+  const params = validateCommon(req, urlTtlMaxS);
   await validateImage(req.image, "image");
   return {
     kind: JobKind.VARIATIONS,
@@ -29,9 +29,9 @@ export async function prepareVariations(req: CreateVariationsRequest): Promise<A
   };
 }
 
-export async function prepareEdit(req: EditImageRequest): Promise<Admission> {
+export async function prepareEdit(req: EditImageRequest, urlTtlMaxS?: number): Promise<Admission> {
   const prompt = validatePrompt(req.prompt);
-  const params = validateCommon(req);
+  const params = validateCommon(req, urlTtlMaxS);
   const image = await validateImage(req.image, "image");
   const mask = await validateImage(req.mask, "mask");
   if (Math.abs(image.width / image.height - mask.width / mask.height) > 0.01) {

@@ -33,14 +33,23 @@ import type { Counter } from "prom-client";
 import type { BatchService } from "./batch-service.js";
 import type { JobAdmission, Admission } from "./job-admission.js";
 import { cancelJob } from "./job-cancel.js";
+import { clientGone } from "./call-cancellation.js";
 import { followJob, withImageUrls } from "./job-events.js";
 import { prepareEdit, prepareGenerate, prepareVariations } from "./job-requests.js";
 import { sha256, type RequestLedger } from "./request-ledger.js";
-import { validateJobId, validateRequestId } from "./request-validation.js";
+import { defaultUrlTtl, validateJobId, validateRequestId } from "./request-validation.js";
+import type { Caller, TenantAuth } from "./tenant-auth.js";
 
 export interface ServiceMetrics {
   requests: Counter<"method" | "code">;
   jobs: Counter<"kind">;
+}
+
+export interface ServiceAccess {
+  /** Who may call, and whose jobs and batches each caller sees. */
+  auth: TenantAuth;
+  /** Longest presigned URL lifetime a request may ask for (UNCLIP_URL_TTL_MAX_S). */
+  urlTtlMaxS: number;
 }
 
 /** farm.v1.UnclipService: validation and admission here; the work happens in the stage pools. */
@@ -52,8 +61,10 @@ export function unclipService(
   batches: BatchService,
   log: Logger,
   metrics: ServiceMetrics,
+  { auth, urlTtlMaxS }: ServiceAccess,
 ): UntypedServiceImplementation {
   const jobs = admission.jobs;
+  const lookupDelivery = { urlTtlSeconds: defaultUrlTtl(urlTtlMaxS), includeBytes: false };
 
   const fail = (method: string, err: unknown) => {
     const e = toFarmError(err);
@@ -70,18 +81,24 @@ export function unclipService(
    * and admits the job; a retry with the same id and parameters follows that job instead (no new work).
    */
   const streamJob =
-    <Req extends { requestId: string }>(method: string, schema: GenMessage<Req & Message>, prepare: (req: Req) => Promise<Admission>) =>
+    <Req extends { requestId: string }>(
+      method: string,
+      schema: GenMessage<Req & Message>,
+      prepare: (req: Req, urlTtlMaxS: number) => Promise<Admission>,
+    ) =>
     async (call: ServerWritableStream<Req, JobEvent>) => {
-      const closed = new AbortController();
       // A client that goes away stops following the job; the job itself runs on (GetJob, WatchJob).
-      call.on("cancelled", () => closed.abort());
+      const closed = clientGone(call);
       try {
+        const caller = auth.caller(call.metadata);
         const req = decoded(call.request);
+        // Each tenant has its own request ids: one tenant's id never leads to another's job.
         const requestId = validateRequestId(req.requestId);
-        const a = await prepare(req);
+        const claimId = requestId && caller.tenant ? `${caller.tenant}:${requestId}` : requestId;
+        const a = { ...(await prepare(req, urlTtlMaxS)), tenant: caller.tenant };
         let jobId = admission.newJobId();
-        const held = requestId
-          ? await requests.claim(requestId, sha256(toBinary(schema, { ...req, requestId: "" } as Req & Message)), jobId)
+        const held = claimId
+          ? await requests.claim(claimId, sha256(toBinary(schema, { ...req, requestId: "" } as Req & Message)), jobId)
           : undefined;
         if (held) jobId = held;
         const delivery = { urlTtlSeconds: a.params.urlTtlSeconds, includeBytes: a.params.includeBytes };
@@ -91,8 +108,8 @@ export function unclipService(
           store,
           jobId,
           delivery,
-          (event) => write(call, event),
-          closed.signal,
+          (event) => write(call, event, closed),
+          closed,
           async () => {
             if (held) {
               log.info({ jobId, requestId }, "request retried: following its job");
@@ -105,7 +122,7 @@ export function unclipService(
               return queuedEvent(job, etaSeconds);
             } catch (err) {
               // Once the record exists the claim stays: a retry waits for it, or takes an orphan over after 10 s.
-              if (requestId && !(await jobs.get(jobId))) await requests.release(requestId, jobId);
+              if (claimId && !(await jobs.get(jobId))) await requests.release(claimId, jobId);
               throw err;
             }
           },
@@ -118,10 +135,13 @@ export function unclipService(
     };
 
   const unary =
-    <Req, Res>(method: string, handle: (req: Req) => Promise<Res>) =>
+    <Req, Res>(method: string, handle: (req: Req, caller: Caller) => Promise<Res>) =>
     (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       Promise.resolve()
-        .then(() => handle(decoded(call.request)))
+        .then(() => {
+          const caller = auth.caller(call.metadata);
+          return handle(decoded(call.request), caller);
+        })
         .then(
           (response) => {
             metrics.requests.inc({ method, code: "OK" });
@@ -131,9 +151,10 @@ export function unclipService(
         );
     };
 
-  const existingJob = async (jobId: string): Promise<Job> => {
+  /** Another tenant's job gets the very answer of a missing one: a job id alone (e.g. from an image URL) is not enough. */
+  const existingJob = async (jobId: string, caller: Caller): Promise<Job> => {
     const job = await jobs.get(validateJobId(jobId));
-    if (!job) throw FarmError.notFound(`job ${jobId} does not exist (or has expired)`);
+    if (!job || !auth.owns(caller, job.tenant)) throw FarmError.notFound(`job ${jobId} does not exist (or has expired)`);
     return job;
   };
 
@@ -143,11 +164,11 @@ export function unclipService(
     editImage: streamJob("EditImage", EditImageRequestSchema, prepareEdit),
 
     watchJob: async (call: ServerWritableStream<GetJobRequest, JobEvent>) => {
-      const closed = new AbortController();
-      call.on("cancelled", () => closed.abort());
+      const closed = clientGone(call);
       try {
-        const job = await existingJob(decoded(call.request).jobId);
-        await followJob(conn, jobs, store, job.jobId, { urlTtlSeconds: 3600, includeBytes: false }, (e) => write(call, e), closed.signal);
+        const caller = auth.caller(call.metadata);
+        const job = await existingJob(decoded(call.request).jobId, caller);
+        await followJob(conn, jobs, store, job.jobId, lookupDelivery, (e) => write(call, e, closed), closed);
         metrics.requests.inc({ method: "WatchJob", code: "OK" });
         call.end();
       } catch (err) {
@@ -155,12 +176,12 @@ export function unclipService(
       }
     },
 
-    getJob: unary("GetJob", async (req: GetJobRequest) =>
-      withImageUrls(store, await existingJob(req.jobId), { urlTtlSeconds: 3600, includeBytes: false }),
+    getJob: unary("GetJob", async (req: GetJobRequest, caller) =>
+      withImageUrls(store, await existingJob(req.jobId, caller), lookupDelivery),
     ),
 
-    cancelJob: unary("CancelJob", async (req: CancelJobRequest) => {
-      const before = await existingJob(req.jobId);
+    cancelJob: unary("CancelJob", async (req: CancelJobRequest, caller) => {
+      const before = await existingJob(req.jobId, caller);
       if (isTerminal(before)) {
         throw new FarmError(status.FAILED_PRECONDITION, `job ${before.jobId} already ended (${JobState[before.state]!.toLowerCase()})`);
       }
@@ -172,10 +193,10 @@ export function unclipService(
       return job;
     }),
 
-    submitBatch: unary("SubmitBatch", (req: SubmitBatchRequest) => batches.submit(req)),
-    getBatch: unary("GetBatch", (req: GetBatchRequest) => batches.get(req)),
-    listBatchItems: unary("ListBatchItems", (req: ListBatchItemsRequest) => batches.list(req)),
-    cancelBatch: unary("CancelBatch", (req: CancelBatchRequest) => batches.cancel(req)),
+    submitBatch: unary("SubmitBatch", (req: SubmitBatchRequest, caller) => batches.submit(req, caller)),
+    getBatch: unary("GetBatch", (req: GetBatchRequest, caller) => batches.get(req, caller)),
+    listBatchItems: unary("ListBatchItems", (req: ListBatchItemsRequest, caller) => batches.list(req, caller)),
+    cancelBatch: unary("CancelBatch", (req: CancelBatchRequest, caller) => batches.cancel(req, caller)),
   };
 }
 
@@ -187,16 +208,19 @@ function decoded<Req>(request: Req): Req {
 
 /**
  * Writes one event, waiting for the stream to drain when its buffer is full. grpc-js never calls back (or drains) a
- * cancelled call, so a client gone away must end the wait too, or the job's subscription and watcher would leak.
+ * cancelled call, so a client gone away (`gone`) must end the wait too, or the job's subscription and watcher would
+ * leak.
  */
-function write(call: ServerWritableStream<unknown, JobEvent>, event: JobEvent): Promise<void> {
+function write(call: ServerWritableStream<unknown, JobEvent>, event: JobEvent, gone: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    if (call.cancelled || call.destroyed || call.write(event)) return resolve();
+    if (gone.aborted || call.cancelled || call.destroyed || call.write(event)) return resolve();
     const done = () => {
       for (const e of ["drain", "cancelled", "close", "error"]) call.off(e, done);
+      gone.removeEventListener("abort", done);
       resolve();
     };
     for (const e of ["drain", "cancelled", "close", "error"]) call.once(e, done);
+    gone.addEventListener("abort", done, { once: true });
   });
 }
 

@@ -38,8 +38,13 @@ export function upscaleHandler(
         inputs.push(image);
         ok.push(i);
       } catch (err) {
+        // The input is the farm's own image from the stage before, not the client's: one that does not decode was
+        // read while a redelivered task wrote it again (or cut short by an outage), so a later delivery can read it
+        // whole. Errors of the store keep their own verdict (a deadline is retryable, a missing object is not).
         results[i] =
-          err instanceof ImageInputError || err instanceof FarmError ? FarmError.invalid((err as Error).message) : (err as Error);
+          err instanceof ImageInputError
+            ? FarmError.unavailable(`the stored image ${batch[i]!.task.imageKey} could not be decoded: ${err.message}`, err)
+            : (err as Error);
       }
     }
     // Same-sized inputs run as one batch (the runtime batches by stage, so sizes normally agree).

@@ -1,0 +1,32 @@
+import { FarmError } from "@unclip/core";
+import { loadBundleTokenizer, PromptTooLongError, type PromptTokenizer } from "@unclip/unclip/tokenizer";
+
+/**
+ * The tokenizer of the bundle the prior pool runs (UNCLIP_BUNDLE of the gateway), installed once at startup. It is
+ * process-wide, like the other input limits, because every path that admits a prompt (the streaming RPCs and the batch
+ * runner) checks it through the same prepare functions. Without one (unit tests of other modules) prompts are checked
+ * for characters only, and the prior worker still refuses a prompt that does not fit.
+ */
+let tokenizer: PromptTokenizer | undefined;
+
+/** Loads the bundle's tokenizer section only (no ONNX sessions) and uses it for every prompt from now on. */
+export async function usePromptTokenizerOf(bundleDir: string): Promise<PromptTokenizer> {
+  tokenizer = await loadBundleTokenizer(bundleDir);
+  return tokenizer;
+}
+
+/** Replaces (or, with undefined, removes) the installed tokenizer; for tests. */
+export function setPromptTokenizer(next: PromptTokenizer | undefined): void {
+  tokenizer = next;
+}
+
+/** Refuses a prompt longer than the text encoder reads, counted by the same encoder call the prior worker makes. */
+export function checkPromptTokens(prompt: string, field: string): void {
+  if (!tokenizer) return;
+  try {
+    tokenizer.encode([prompt]);
+  } catch (err) {
+    if (!(err instanceof PromptTooLongError)) throw err;
+    throw FarmError.invalid(`${field} is ${err.tokens} tokens; this model reads at most ${err.maxLength}. Shorten it.`);
+  }
+}
