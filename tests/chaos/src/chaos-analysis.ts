@@ -14,8 +14,9 @@ export interface TaskRetry {
   readonly attempt: number;
   readonly worker: string;
   readonly at: number;
-  /** The worker of the attempt before, when the client saw it start. */
+  /** The worker of the attempt before and when it started, when the client saw it start. */
   readonly previousWorker?: string;
+  readonly previousAt?: number;
   /** The fault that explains it: the previous worker's death, or an outage in between. */
   readonly cause?: Injection;
 }
@@ -68,6 +69,15 @@ const SLACK_MS = 500;
 
 const overlaps = (a0: number, a1: number, b0: number, b1: number | undefined) => a0 <= (b1 ?? Infinity) && b0 <= a1;
 
+/**
+ * An outage still causes failures this long after the server is back: clients reconnect (NATS waits 2 s between
+ * tries), JetStream recovers its streams, and a call made during the outage fails only at its deadline (NATS
+ * requests 5 s, S3 calls UNCLIP_S3_TIMEOUT_MS, 10 s).
+ */
+export const OUTAGE_AFTERMATH_MS = 10_000;
+
+const outageEnd = (f: Injection) => (f.until === undefined ? undefined : f.until + OUTAGE_AFTERMATH_MS);
+
 /** Explains each attempt > 1 of a task by a process exit or an outage between it and the attempt before. */
 export function taskRetries(run: JobRun, faults: readonly Injection[]): TaskRetry[] {
   const starts = run.streams
@@ -86,7 +96,7 @@ export function taskRetries(run: JobRun, faults: readonly Injection[]): TaskRetr
         f.at >= from &&
         f.at <= start.at,
     );
-    const outage = faults.find((f) => WINDOW_KINDS.includes(f.kind) && overlaps(from, start.at, f.at, f.until));
+    const outage = faults.find((f) => WINDOW_KINDS.includes(f.kind) && overlaps(from, start.at, f.at, outageEnd(f)));
     retries.push({
       stage: Stage[start.stage] ?? String(start.stage),
       image: start.index,
@@ -94,6 +104,7 @@ export function taskRetries(run: JobRun, faults: readonly Injection[]): TaskRetr
       worker: start.worker,
       at: start.at,
       previousWorker: previous?.worker,
+      previousAt: previous?.at,
       cause: died ?? outage,
     });
   }
@@ -122,12 +133,25 @@ function duplicates(run: JobRun): string[] {
 
 const extra = (note: string) => Number(/: (\d+) /.exec(note)![1]) - 1;
 
+/**
+ * The task a job failed on when it ran out of deliveries: "the decoder stage of image 0 was delivered 8 times without
+ * finishing" (dead letter) or "the decoder stage (image 0) failed 8 times; last error: …" (last retry failed).
+ */
+const OUT_OF_DELIVERIES = [
+  /the ([a-z0-9-]+) stage of image (\d+) was delivered \d+ times/,
+  /the ([a-z0-9-]+) stage \(image (\d+)\) failed \d+ times/,
+];
+
 function outcome(final: Job | undefined, retries: readonly TaskRetry[]): Outcome {
   if (!final) return "lost";
   if (final.state === JobState.SUCCEEDED) return "succeeded";
-  // Permanent: a task that faults killed as often as it may be delivered (UNCLIP_MAX_DELIVER).
-  const outOfDeliveries = final.state === JobState.FAILED && /delivered \d+ times without finishing/.test(final.error);
-  return outOfDeliveries && retries.some((r) => r.cause) ? "failed-permanent" : "failed";
+  // Permanent: the faults used up the task's deliveries (UNCLIP_MAX_DELIVER) - every retry of it that the client
+  // saw has a fault that explains it.
+  const failedTask = final.state === JobState.FAILED ? OUT_OF_DELIVERIES.map((re) => re.exec(final.error)).find(Boolean) : undefined;
+  if (!failedTask) return "failed";
+  const stage = failedTask[1]!.toUpperCase().replaceAll("-", "_");
+  const ofTask = retries.filter((r) => r.stage === stage && r.image === Number(failedTask[2]));
+  return ofTask.length > 0 && ofTask.every((r) => r.cause) ? "failed-permanent" : "failed";
 }
 
 export function judgeJob(run: JobRun, faults: readonly Injection[], baseline: ImageHashes, hashes: ImageHashes): JobVerdict {
@@ -161,8 +185,13 @@ function faultsOf(run: JobRun, verdict: JobVerdict, faults: readonly Injection[]
   for (const r of verdict.retries) if (r.cause) touched.add(r.cause);
   const end = run.endedAt ?? Date.now();
   for (const f of faults) {
-    const everyone = WINDOW_KINDS.includes(f.kind) || f.target === "gateway";
-    if (everyone && overlaps(run.submittedAt, end, f.at, f.until ?? f.at)) touched.add(f);
+    if (
+      WINDOW_KINDS.includes(f.kind)
+        ? overlaps(run.submittedAt, end, f.at, outageEnd(f))
+        : f.target === "gateway" && overlaps(run.submittedAt, end, f.at, f.until ?? f.at)
+    ) {
+      touched.add(f);
+    }
   }
   return touched;
 }
@@ -198,9 +227,11 @@ export function faultTable(runs: readonly JobRun[], verdicts: readonly JobVerdic
   return [...rows, row("all jobs", faults.length, verdicts, (v) => v.retries.length)];
 }
 
-/** What breaks the suite's promises; empty when the farm kept them all. */
-export function violations(verdicts: readonly JobVerdict[]): string[] {
-  const out: string[] = [];
+/** What breaks the suite's promises, and processes that crashed on their own; empty when the farm kept them all. */
+export function violations(verdicts: readonly JobVerdict[], faults: readonly Injection[] = []): string[] {
+  const out: string[] = faults
+    .filter((f) => f.kind === "unexplained-exit")
+    .map((f) => `${f.target} (pid ${String(f.pid)}) crashed: ${f.detail ?? "it exited on its own"} (see its log)`);
   for (const v of verdicts) {
     const job = `job ${String(v.index)} (${v.jobId ?? "no id"})`;
     if (v.outcome === "lost") out.push(`${job} was lost: no terminal state (${v.error ?? "no error"})`);

@@ -10,7 +10,7 @@ const COLUMNS: readonly [keyof FaultRow, string][] = [
   ["taskRetries", "task retries"],
   ["clientRetries", "client retries"],
   ["succeeded", "succeeded"],
-  ["failedPermanent", "failed (permanent)"],
+  ["failedPermanent", "failed (faults used up its deliveries)"],
   ["failed", "failed (other)"],
   ["lost", "lost"],
   ["duplicates", "duplicates"],

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { UnclipClient } from "@unclip/cli";
 import { repoRoot, startFarmStack, type FarmStack } from "@unclip/devstack";
@@ -150,6 +151,8 @@ function random(seed: number): () => number {
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const specs = jobSpecs(opts.jobs, opts.seed);
   const inputs = await jobInputs();
+  // Service logs are appended to: start from none, so they hold this run only.
+  if (opts.logDir) await rm(opts.logDir, { recursive: true, force: true });
 
   opts.log(`fault-free run: ${String(specs.length)} jobs, ${String(opts.workersPerPool)} workers per pool`);
   const baselineStart = Date.now();
@@ -227,7 +230,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   return {
     options,
     rows: faultTable(runs, verdicts, injections),
-    violations: violations(verdicts),
+    violations: violations(verdicts, injections),
     faults: injections,
     verdicts,
     baselineSeconds,

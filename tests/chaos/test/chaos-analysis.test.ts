@@ -64,12 +64,15 @@ describe("taskRetries", () => {
     ]);
   });
 
-  it("explains a redelivery by an outage between the two attempts, even one that ended before the second", () => {
+  it("explains a redelivery by an outage between the two attempts, or in the 10 s after one ended before the first", () => {
     const r = run([[started(1_000, Stage.UPSCALE_256, "upscale-worker-1", 1), started(9_000, Stage.UPSCALE_256, "upscale-worker-1", 2)]]);
     const stall: Injection = { kind: "s3-stall", target: "s3", at: T0 + 2_000, until: T0 + 6_000 };
     expect(taskRetries(r, [stall])[0]!.cause).toBe(stall);
-    const before: Injection = { kind: "s3-down", target: "s3", at: T0 - 9_000, until: T0 - 2_000 };
-    expect(taskRetries(r, [before])[0]!.cause).toBeUndefined();
+    // nats-server back 8 s before the first attempt: its clients may still be reconnecting.
+    const justBefore: Injection = { kind: "nats-restart", target: "nats-server", at: T0 - 12_000, until: T0 - 8_000 };
+    expect(taskRetries(r, [justBefore])[0]!.cause).toBe(justBefore);
+    const longBefore: Injection = { kind: "s3-down", target: "s3", at: T0 - 30_000, until: T0 - 11_000 };
+    expect(taskRetries(r, [longBefore])[0]!.cause).toBeUndefined();
   });
 
   it("without the first attempt in sight, takes the death of any worker of the stage's pool since the job started", () => {
@@ -85,6 +88,10 @@ describe("judgeJob", () => {
     const twice = judgeJob(run([[image(5_000, 0), image(5_100, 0)]]), [], hashes("a"), hashes("a"));
     expect(twice).toMatchObject({ duplicates: 1, duplicateNotes: ["image 0: 2 image events in stream 1"] });
     expect(violations([twice])).toEqual(["job 3 (job-1) has duplicates: image 0: 2 image events in stream 1"]);
+    const crash: Injection = { kind: "unexplained-exit", target: "upscale-worker-1", at: T0, pid: 42, detail: "exited with code 1" };
+    expect(violations([], [crash, died("decoder-worker-1", 2_000)])).toEqual([
+      "upscale-worker-1 (pid 42) crashed: exited with code 1 (see its log)",
+    ]);
     expect(judgeJob(run([[image(5_000, 0)]], succeeded([0, 0])), [], hashes("a"), hashes("a")).duplicates).toBe(1);
   });
 
@@ -106,6 +113,16 @@ describe("judgeJob", () => {
     const kill = died("decoder-worker-1", 2_000);
     expect(judgeJob(run([retried], outOfDeliveries), [kill], hashes("a"), hashes("a")).outcome).toBe("failed-permanent");
     expect(judgeJob(run([retried], outOfDeliveries), [], hashes("a"), hashes("a")).outcome).toBe("failed");
+    // Faults that hit another task of the job do not excuse this one.
+    const otherTask = [started(1_000, Stage.PRIOR, "prior-worker-1", 1), started(6_000, Stage.PRIOR, "prior-worker-2", 2)];
+    const priorKill = died("prior-worker-1", 2_000);
+    expect(judgeJob(run([otherTask], outOfDeliveries), [priorKill], hashes("a"), hashes("a")).outcome).toBe("failed");
+    const lastRetryFailed = create(JobSchema, {
+      jobId: "job-1",
+      state: JobState.FAILED,
+      error: "the decoder stage (image 0) failed 8 times; last error: the object store did not answer within 10000 ms",
+    });
+    expect(judgeJob(run([retried], lastRetryFailed), [kill], hashes("a"), hashes("a")).outcome).toBe("failed-permanent");
     const other = create(JobSchema, { jobId: "job-1", state: JobState.FAILED, error: "object store unavailable" });
     expect(judgeJob(run([retried], other), [kill], hashes("a"), hashes("a")).outcome).toBe("failed");
   });

@@ -25,12 +25,6 @@ async function gatewayHoldings(): Promise<{ subscriptions: number; watchers: num
   // minutes after its client stops; the gateway must follow records without them.
   let watchers = 0;
   for await (const c of conn.jsm.consumers.list(`KV_${JOB_BUCKET}`)) if (c.name.startsWith("oc_")) watchers++;
-  if (process.env.C2_DEBUG) {
-    const l = gateway[0]!.subscriptions_list ?? [];
-    const c: Record<string, number> = {};
-    for (const x of l) c[x] = (c[x] ?? 0) + 1;
-    console.log("SUBS", JSON.stringify(c).slice(0, 600));
-  }
   return { subscriptions: gateway[0]!.subscriptions_list?.length ?? 0, watchers };
 }
 

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ServiceError } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { UnclipClient } from "@unclip/cli";
+import { startFaultProxy, startService } from "@unclip/devstack";
 import { OutputOptionsSchema, create, type JobEvent } from "@unclip/protocol";
 import { collect, generateRequest, startTestFarm, terminal } from "./farm-fixture.js";
 
@@ -13,7 +15,7 @@ let env: Awaited<ReturnType<typeof startTestFarm>>;
 let pids: Map<string, number | undefined>;
 beforeAll(async () => {
   // A 2 s object-store deadline, so that a hanging store fails calls within the test's time.
-  env = await startTestFarm({ s3Proxy: true, env: { UNCLIP_S3_TIMEOUT_MS: "2000" }, logDir: process.env.C2_LOGS });
+  env = await startTestFarm({ s3Proxy: true, env: { UNCLIP_S3_TIMEOUT_MS: "2000" } });
   pids = new Map(env.farm.services().map((s) => [s.name, s.current.child.pid]));
 });
 afterAll(async () => {
@@ -115,5 +117,26 @@ describe("every process survives its dependencies failing", () => {
     expectNoProcessExited();
     await jobsStillSucceed("after the NATS restart");
     expectNoProcessExited();
+  });
+
+  it("a gateway that cannot read the images it must send inline ends those streams with UNAVAILABLE and lives on", async () => {
+    // Its own way to the store, hanging (calls time out after 2 s) while the workers store images as usual.
+    const proxy = await startFaultProxy({ targetPort: env.farm.s3.port });
+    const gateway = await startService("gateway", { ...env.farm.env, UNCLIP_GRPC_PORT: "0", UNCLIP_S3_ENDPOINT: proxy.endpoint });
+    const client = new UnclipClient(`127.0.0.1:${String(gateway.ready.grpcPort)}`);
+    try {
+      proxy.setMode("stall");
+      const ends = await Promise.all(Array.from({ length: 3 }, (_, i) => outcome(client.generate(withBytes(`unreadable ${i}`)))));
+      expect(ends).toEqual(Array(3).fill(`status ${status.UNAVAILABLE}`));
+      expect(gateway.child.exitCode).toBeNull();
+      proxy.setMode("pass");
+      expect(await outcome(client.generate(withBytes("readable again")))).toBe("completed");
+      expect(gateway.child.exitCode).toBeNull();
+      expect(gateway.child.signalCode).toBeNull();
+    } finally {
+      client.close();
+      await gateway.stop();
+      await proxy.close();
+    }
   });
 });
