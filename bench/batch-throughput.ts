@@ -62,6 +62,7 @@ try {
     secretKey: farm.env.UNCLIP_S3_SECRET_KEY!,
     bucket: "unclip",
     region: "us-east-1",
+    timeoutMs: 10_000,
   });
   await store.ensureBucket();
   const manifestKey = `bench/batch-${ITEMS}-${Date.now()}.jsonl`;

@@ -74,6 +74,7 @@ const store = new ObjectStore({
   secretKey: farm.s3.secretKey,
   bucket: "unclip",
   region: "us-east-1",
+  timeoutMs: 10_000,
 });
 const tap = new FarmTap(conn);
 let local: InProcess | undefined;

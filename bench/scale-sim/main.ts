@@ -28,6 +28,7 @@ try {
     secretKey: s3.secretKey,
     bucket: "unclip",
     region: "us-east-1",
+    timeoutMs: 10_000,
   };
   await new ObjectStore(s3Config).ensureBucket();
   const ctx: SimContext = {

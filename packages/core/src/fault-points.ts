@@ -1,3 +1,4 @@
+import { writeSync } from "node:fs";
 import { pino } from "pino";
 import { ConfigError, type Env } from "./config.js";
 import type { Logger } from "./logger.js";
@@ -46,15 +47,28 @@ interface Armed {
 let armed: Armed | undefined;
 
 /**
- * pino writes to stdout asynchronously: without a synchronous flush, SIGKILL would lose the very line that says
- * why the process died (and the lines before it).
+ * Writes the line that says why the process dies straight to stdout, synchronously: pino's stream keeps what a full
+ * pipe refused (EAGAIN) for a later, asynchronous retry, which SIGKILL would lose on a loaded machine whose reader
+ * lags. Lines pino still buffers are flushed first where it can; the kill goes ahead after at most a second.
  */
-function flushLog(log: Logger): void {
+function writeLastLine(log: Logger, name: string): void {
   const stream = (log as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[pino.symbols.streamSym];
   try {
     stream?.flushSync?.();
   } catch {
-    // A stream that cannot flush now (not yet open) loses the line; the kill must happen regardless.
+    // A stream busy with a retry: its lines are lost with the process, this one is not.
+  }
+  const line = { level: 40, time: Date.now(), ...log.bindings(), faultPoint: name, msg: `fault point ${name}: SIGKILL` };
+  const bytes = Buffer.from(`${JSON.stringify(line)}\n`);
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let written = 0, attempt = 0; written < bytes.length && attempt < 100; ) {
+    try {
+      written += writeSync(1, bytes, written);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") return;
+      attempt++;
+      Atomics.wait(pause, 0, 0, 10);
+    }
   }
 }
 
@@ -85,7 +99,6 @@ export function faultPoint(name: string): void {
   if (!armed) return;
   const probability = armed.points.get(name);
   if (probability === undefined || armed.random() >= probability) return;
-  armed.log.warn({ faultPoint: name }, `fault point ${name}: SIGKILL`);
-  flushLog(armed.log);
+  writeLastLine(armed.log, name);
   armed.kill(name);
 }

@@ -46,6 +46,11 @@ export class PrefetchWindow {
     this.heldCount++;
   }
 
+  /** A task arrived beyond what its pull request asked for: held all the same. */
+  deliveredBeyondRequest(): void {
+    this.heldCount++;
+  }
+
   /** A pull request ended with `n` of its tasks never delivered. */
   unfilled(n: number): void {
     if (n < 0 || n > this.requestedCount) throw new RangeError(`cannot return ${n} of ${this.requestedCount} requested tasks`);

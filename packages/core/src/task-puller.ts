@@ -114,8 +114,11 @@ export class TaskPuller {
     try {
       const messages: ConsumerMessages = await consumer.fetch({ max_messages: n, expires: expiresMs });
       for await (const msg of messages) {
-        received++;
-        this.window.delivered();
+        // After a reconnect nats.js can deliver more than one pull request asked for (it pulls again while the
+        // server still answers the first one). The extra task is held rather than released, since a release would
+        // count as one of its deliveries; the window is over capacity until it leaves.
+        if (++received <= n) this.window.delivered();
+        else this.window.deliveredBeyondRequest();
         await this.onTask(msg);
       }
       this.failures = 0;
@@ -125,7 +128,7 @@ export class TaskPuller {
       if (this.failures >= 3) await this.opts.recover?.().catch((e) => this.log.warn({ err: e }, "could not recover the consumer"));
       await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** this.failures)));
     } finally {
-      this.window.unfilled(n - received);
+      this.window.unfilled(Math.max(0, n - received));
     }
   }
 }

@@ -19,7 +19,7 @@ describe("PrefetchWindow", () => {
   it("never lets held plus requested exceed the capacity, whatever the order of events", () => {
     const w = new PrefetchWindow(3);
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const open: number[] = [];
     for (let i = 0; i < 10_000; i++) {
       const r = random();
@@ -46,6 +46,19 @@ describe("PrefetchWindow", () => {
     expect(() => w.release(1)).toThrow(RangeError);
     w.reserve();
     expect(() => w.unfilled(3)).toThrow(RangeError);
+  });
+
+  it("holds a task delivered beyond its request, over capacity until it leaves", () => {
+    const w = new PrefetchWindow(2);
+    expect(w.reserve()).toBe(2);
+    w.delivered();
+    w.delivered();
+    w.deliveredBeyondRequest();
+    w.unfilled(0);
+    expect(w.room).toBe(-1);
+    expect(w.reserve()).toBe(0);
+    w.release(3);
+    expect(w.room).toBe(2);
   });
 
   it("wakes a waiter when room frees up, and on close", async () => {

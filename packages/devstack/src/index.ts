@@ -1,6 +1,13 @@
 export { startNatsServer, findNatsServer, type NatsServerHandle } from "./nats-server.js";
 export { startS3Server, type S3ServerHandle } from "./s3-server.js";
-export { startService, repoRoot, LAUNCHER_VARIABLES, type ServiceName, type ServiceProcess, type ServiceRuntime } from "./service-process.js";
+export {
+  startService,
+  repoRoot,
+  LAUNCHER_VARIABLES,
+  type ServiceName,
+  type ServiceProcess,
+  type ServiceRuntime,
+} from "./service-process.js";
 export {
   SupervisedService,
   restartDelayMs,

@@ -30,7 +30,7 @@ export async function batchServices(
     ),
   );
   const jobs = admission.jobs;
-  const requestLedger = new RequestLedger(requestsKv!, async (jobId) => ((await jobs.get(jobId))?.queuedAtMs ?? 0n) > 0n);
+  const requestLedger = new RequestLedger(requestsKv!, async (jobId) => (await jobs.get(jobId)) !== undefined);
   const batchStore = new BatchStore(batchKv!, itemKv!);
   const items = new BatchItems(store);
   const metrics = {

@@ -79,6 +79,7 @@ export async function followJob(
       }),
     );
 
+  const imagesSent = new Set<number>();
   const onClose = () => end();
   closed.addEventListener("abort", onClose, { once: true });
   if (closed.aborted) onClose();
@@ -89,6 +90,12 @@ export async function followJob(
     // A client slower than the job's step events would make the gateway hold them all: past a bound, step counts
     // (each one superseded by the next) are left out; images and stage events are always sent.
     if (c === "step" && backlog >= MAX_STEP_BACKLOG) return;
+    // A final-stage task redone after its worker died between announcing the image and its ack announces it again
+    // (the bytes are the same: renders are deterministic): a client sees one image event per index.
+    if (c === "image") {
+      if (imagesSent.has(event.event.value.index)) return;
+      imagesSent.add(event.event.value.index);
+    }
     enqueue(event);
   });
   let stopWatch: (() => void) | undefined;

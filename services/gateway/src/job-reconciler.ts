@@ -62,9 +62,13 @@ export class PendingAdmissions {
 }
 
 export interface JobReconcilerOptions {
-  /** How often a pass runs (default 10 s). */
+  /** How often a pass runs (default 5 s). */
   intervalMs?: number;
-  /** An admission not finished this long after its entry was written is an orphan (default 30 s). */
+  /**
+   * An admission not finished this long after its entry was written is an orphan (default 15 s). A healthy one takes
+   * well under a second; one that is merely slow and gets published again meanwhile loses nothing, since the task
+   * stream drops the duplicates and the claim lets one gateway act.
+   */
   orphanAfterMs?: number;
   /**
    * An orphan admitted longer ago than this is failed instead of republished (default 8 min): its first publish
@@ -78,7 +82,7 @@ export interface JobReconcilerOptions {
  * record and publishing every task): such a job would stay QUEUED, or RUNNING short of images, for ever. Every
  * gateway runs one; each orphan is claimed by exactly one of them (PendingAdmissions.claim) and its tasks are
  * published again under their deterministic message ids, which the task stream deduplicates, or the job is failed
- * with a reason when that is no longer safe. An orphan is handled 30 to 40 s after its gateway stopped.
+ * with a reason when that is no longer safe. An orphan is handled 15 to 20 s after its gateway stopped.
  */
 export class JobReconciler {
   private timer: NodeJS.Timeout | undefined;
@@ -94,8 +98,8 @@ export class JobReconciler {
     private readonly log: Logger,
     opts: JobReconcilerOptions = {},
   ) {
-    this.intervalMs = opts.intervalMs ?? 10_000;
-    this.orphanAfterMs = opts.orphanAfterMs ?? 30_000;
+    this.intervalMs = opts.intervalMs ?? 5_000;
+    this.orphanAfterMs = opts.orphanAfterMs ?? 15_000;
     this.republishForMs = opts.republishForMs ?? 8 * 60_000;
   }
 

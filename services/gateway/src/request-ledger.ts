@@ -3,7 +3,11 @@ import type { KV } from "@nats-io/kv";
 import { FarmError, GrpcStatus, isRevisionConflict } from "@unclip/core";
 import { create, fromBinary, toBinary, RequestRecordSchema, type RequestRecord } from "@unclip/protocol";
 
-/** A claim whose job record has not appeared this long after the claim was made belongs to a gateway that died. */
+/**
+ * A claim whose job record has not appeared this long after the claim was made belongs to a gateway that died before
+ * writing it. Once the record exists the claim is never taken over: a gateway that died later, with tasks still to
+ * publish, leaves its admission to the reconciler (job-reconciler.ts), and a retry follows that job.
+ */
 const ORPHAN_AFTER_MS = 10_000;
 
 export const sha256 = (bytes: Uint8Array | string): string => createHash("sha256").update(bytes).digest("hex");
@@ -16,8 +20,8 @@ export const sha256 = (bytes: Uint8Array | string): string => createHash("sha256
 export class RequestLedger {
   constructor(
     private readonly kv: KV,
-    /** True once the job's record exists with all its tasks queued (Job.queued_at_ms set). */
-    private readonly jobQueued: (jobId: string) => Promise<boolean>,
+    /** True once the job's record exists. */
+    private readonly jobRecorded: (jobId: string) => Promise<boolean>,
   ) {}
 
   /**
@@ -63,10 +67,10 @@ export class RequestLedger {
     }
   }
 
-  /** True once the claim's job is queued; false when the claim is orphaned. */
+  /** True once the claim's job has its record; false when the claim is orphaned. */
   private async waitForJob(held: RequestRecord): Promise<boolean> {
     for (;;) {
-      if (await this.jobQueued(held.jobId)) return true;
+      if (await this.jobRecorded(held.jobId)) return true;
       if (Date.now() - Number(held.createdAtMs) > ORPHAN_AFTER_MS) return false;
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -121,7 +121,8 @@ export function unclipService(
               log.info({ jobId, kind: JobKind[a.kind], images: a.params.numImages, size: a.params.size, etaSeconds }, "job admitted");
               return queuedEvent(job, etaSeconds);
             } catch (err) {
-              // Once the record exists the claim stays: a retry waits for it, or takes an orphan over after 10 s.
+              // Once the record exists the claim stays and a retry follows its job: a reconciler finishes an admission
+              // that was cut short.
               if (claimId && !(await jobs.get(jobId))) await requests.release(claimId, jobId);
               throw err;
             }

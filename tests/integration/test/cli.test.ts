@@ -70,7 +70,7 @@ describe("the unclip CLI against a running farm", () => {
   it("exits 64 + the gRPC status code: 67 for INVALID_ARGUMENT, 69 for NOT_FOUND", async () => {
     const invalid = await unclip(["render", "   ", "-s", "64"]);
     expect(invalid.code).toBe(67);
-    expect(invalid.stderr).toBe("unclip: prompt is empty: describe the image you want (INVALID_ARGUMENT)\n");
+    expect(invalid.stderr).toBe("unclip: prompt is empty (or only invisible characters): describe the image you want (INVALID_ARGUMENT)\n");
     for (const command of ["status", "watch", "cancel"]) {
       const missing = await unclip([command, "no-such-job-1", "--json"]);
       expect(missing, command).toMatchObject({ code: 69, stdout: "" });
