@@ -381,7 +381,13 @@ export function natsRules(objects: K8sObject[]): string[] {
   if (common.length === 0) problems.push("nats: no common block in the farm users' publish lists");
   for (const u of farmUsers) {
     if (JSON.stringify(u.common) !== JSON.stringify(common)) problems.push(`nats: user ${u.user}'s common block differs from ${farmUsers[0]!.user}'s`);
-    if (u.publish.some((s) => /^\$JS\.API\.(STREAM\.(DELETE|PURGE)|CONSUMER\.DELETE\.FARM_TASKS)|^\$JS\.API\.>$|^>$/.test(s))) {
+    // The one purge allowed: the gateway's admissions in progress (KV_farm_admissions), removed by a subject purge once
+    // queued so that the reconciler's scan meets no delete markers. No record or task lives there.
+    if (
+      u.publish.some((s) =>
+        /^\$JS\.API\.(STREAM\.DELETE|STREAM\.PURGE\.(?!KV_farm_admissions$)|CONSUMER\.DELETE\.FARM_TASKS)|^\$JS\.API\.>$|^>$/.test(s),
+      )
+    ) {
       problems.push(`nats: user ${u.user} may delete or purge streams or the pool consumers`);
     }
   }
