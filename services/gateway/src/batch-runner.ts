@@ -17,6 +17,7 @@ import type { BatchStore } from "./batch-store.js";
 import type { JobAdmission } from "./job-admission.js";
 import { prepareItem } from "./job-requests.js";
 import { sha256 } from "./request-ledger.js";
+import { SerialPasses } from "./serial-passes.js";
 
 export interface BatchRunnerOptions {
   /** This gateway's name, written into the leases it holds. */
@@ -55,8 +56,10 @@ export function itemJobId(batchId: string, index: number): string {
  * said RESOURCE_EXHAUSTED) is admitted again on a later step, under the same job id.
  */
 export class BatchRunner {
-  private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
+  private readonly passes = new SerialPasses(
+    () => this.pass(),
+    (err) => this.log.error({ err }, "batch pass failed: it runs again on the next tick"),
+  );
 
   constructor(
     private readonly batches: BatchStore,
@@ -70,23 +73,16 @@ export class BatchRunner {
   ) {}
 
   start(): void {
-    this.timer ??= setInterval(() => void this.tick(), this.opts.tickMs);
+    this.passes.start(this.opts.tickMs);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.ticking;
+  stop(): Promise<void> {
+    return this.passes.stop();
   }
 
-  /**
-   * One pass over the running batches (runs alone: a slow pass delays the next instead of overlapping it). Never
-   * rejects: timers and request handlers start passes without awaiting them.
-   */
+  /** One pass over the running batches (never two at once); never rejects. */
   tick(): Promise<void> {
-    this.ticking ??= this.pass()
-      .catch((err: unknown) => this.log.error({ err }, "batch pass failed: it runs again on the next tick"))
-      .finally(() => (this.ticking = undefined));
-    return this.ticking;
+    return this.passes.run();
   }
 
   private async pass(): Promise<void> {
@@ -151,7 +147,9 @@ export class BatchRunner {
               error: "the batch was cancelled",
             }),
           );
-      } else if (!job || unqueued(job)) {
+      } else if (!job) {
+        // No record: the gateway died before admitting the item. A record whose tasks were not all queued is the
+        // reconciler's to finish (job-reconciler.ts), as for any job.
         const outcome = await this.submit(record, index, items[index]!);
         if (outcome instanceof Error) ended.set(index, failed(items[index]!, outcome));
       }
@@ -257,12 +255,6 @@ export class BatchRunner {
     this.metrics.batches.inc({ state: BatchState[state]!.toLowerCase() });
     this.log.info({ batchId, state: BatchState[state], ...countsOf(done) }, "batch ended");
   }
-}
-
-/** A job record whose tasks were never all queued (its gateway died, or a publish failed, mid-admission). */
-const UNQUEUED_AFTER_MS = 10_000;
-function unqueued(job: Job): boolean {
-  return job.state === JobState.QUEUED && job.queuedAtMs === 0n && Date.now() - Number(job.createdAtMs) > UNQUEUED_AFTER_MS;
 }
 
 function resultOf(item: BatchItem, job: Job): BatchItemResult {

@@ -2,6 +2,7 @@ import type { KV } from "@nats-io/kv";
 import { failJob, isRevisionConflict, isTerminal, openBucket, type FarmConnection, type JobStore, type Logger } from "@unclip/core";
 import { fromBinary, toBinary, StageTaskSchema, type StageTask } from "@unclip/protocol";
 import { markQueued, publishTasks } from "./job-admission.js";
+import { SerialPasses } from "./serial-passes.js";
 
 export const ADMISSION_BUCKET = "farm_admissions";
 
@@ -85,8 +86,10 @@ export interface JobReconcilerOptions {
  * with a reason when that is no longer safe. An orphan is handled 15 to 20 s after its gateway stopped.
  */
 export class JobReconciler {
-  private timer: NodeJS.Timeout | undefined;
-  private passing: Promise<void> | undefined;
+  private readonly passes = new SerialPasses(
+    () => this.reconcile(),
+    (err) => this.log.warn({ err }, "could not check for unfinished admissions: trying again on the next pass"),
+  );
   private readonly intervalMs: number;
   private readonly orphanAfterMs: number;
   private readonly republishForMs: number;
@@ -104,22 +107,16 @@ export class JobReconciler {
   }
 
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.pass(), this.intervalMs);
-    void this.pass();
+    this.passes.start(this.intervalMs, { now: true });
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.passing;
+  stop(): Promise<void> {
+    return this.passes.stop();
   }
 
-  /** One pass over the stale admissions; never rejects (a failure is logged and the next pass tries again). */
+  /** One pass over the stale admissions (never two at once); never rejects. */
   pass(): Promise<void> {
-    this.passing ??= this.reconcile()
-      .catch((err: unknown) => this.log.warn({ err }, "could not check for unfinished admissions: trying again on the next pass"))
-      .finally(() => (this.passing = undefined));
-    return this.passing;
+    return this.passes.run();
   }
 
   private async reconcile(): Promise<void> {

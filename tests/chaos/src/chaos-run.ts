@@ -8,7 +8,7 @@ import { faultTable, judgeJob, violations, type FaultRow, type ImageHashes, type
 import { FaultLog, type Injection } from "./fault-log.js";
 import { runFaultSchedule, type FaultPlan } from "./fault-schedule.js";
 import { runJob, type JobRun } from "./job-client.js";
-import { jobInputs, jobSpecs, type JobInputs, type JobSpec } from "./job-specs.js";
+import { jobInputs, jobSpecs, seededRandom, type JobInputs, type JobSpec } from "./job-specs.js";
 
 /** The tiny random-weight bundle: real ONNX graphs under the farm's tensor contract, fast on CPU. */
 export const TINY_BUNDLE = path.join(repoRoot, "models", "tiny-random");
@@ -131,18 +131,6 @@ function startFarm(opts: ChaosOptions, phase: string, env: Record<string, string
   });
 }
 
-/** mulberry32, for the harness's own choices (which worker dies, when). */
-function random(seed: number): () => number {
-  let a = (seed * 2654435761) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * The suite: the jobs on a fault-free farm (the reference images), then the same jobs on a fresh farm while the
  * plan's faults hit it; every job judged against the promises (none lost, no duplicates, same bytes, no needless
@@ -196,7 +184,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       opts.plan,
       {
         nextSubmission: () => new Promise<void>((resolve) => submitted.push(resolve)),
-        random: random(opts.seed),
+        // A stream apart from the job mix's (same seed, scrambled), for the harness's own choices: which worker dies, when.
+        random: seededRandom((opts.seed * 2654435761) >>> 0),
         log: opts.log,
       },
       stop.signal,

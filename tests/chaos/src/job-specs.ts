@@ -26,8 +26,8 @@ export interface JobSpec {
 
 const PROMPTS = ["a red square", "a blue circle on white", "a yellow star", "a green triangle bottom right", "two black dots"];
 
-/** mulberry32: a small seeded generator, so a suite seed always gives the same mix. */
-function generator(seed: number): () => number {
+/** mulberry32: a small seeded generator, so a suite seed always gives the same mix (and the same faults). */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -43,7 +43,7 @@ function generator(seed: number): () => number {
  * (a 1024 px image costs the upscale pool most), one or two images each.
  */
 export function jobSpecs(count: number, suiteSeed = 1): JobSpec[] {
-  const random = generator(suiteSeed);
+  const random = seededRandom(suiteSeed);
   return Array.from({ length: count }, (_, index) => {
     const r = random();
     return {

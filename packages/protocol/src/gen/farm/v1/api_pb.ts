@@ -481,7 +481,7 @@ export type Job = Message<"farm.v1.Job"> & {
 
   /**
    * When every task of the job had been queued (ms since the Unix epoch); 0 while admission is still publishing
-   * them. A job left at 0 by a gateway that died is admitted again (batch items, retried request_ids).
+   * them. A job left at 0 by a gateway that died is finished by another gateway's reconciler within about 20 s.
    *
    * @generated from field: int64 queued_at_ms = 14;
    */
