@@ -9,7 +9,8 @@
 # What runs is compiled JavaScript: `npm run build` bundles each service's TypeScript into services/<name>/dist/main.mjs
 # (tools/build-services.ts), and the runtime stage installs production dependencies only. The ESRGAN upscaler is
 # converted from its npm package at build time (the `postinstall` of `npm ci`), so no pod converts it at start.
-# Bundles in the image: models/shapes-v1 (prior and decoder) and the converted ESRGAN models in models/.cache.
+# Bundles in the image: models/shapes-v1 (prior and decoder), models/shapes-upsamplers (its upsamplers) and the
+# converted ESRGAN models in models/.cache (the upscaler of every other bundle's images).
 #
 #   docker build -t unclip-farm:0.1.0 .                                   # CPU image (gateway, CPU workers)
 #   docker build --target cuda --build-arg ORT_CUDA_URL=... -t unclip-farm-cuda:0.1.0 .   # GPU workers, see below
@@ -62,6 +63,7 @@ COPY --from=build /src/services/prior-worker/dist/ services/prior-worker/dist/
 COPY --from=build /src/services/decoder-worker/dist/ services/decoder-worker/dist/
 COPY --from=build /src/services/upscale-worker/dist/ services/upscale-worker/dist/
 COPY --from=build /src/models/shapes-v1/ models/shapes-v1/
+COPY --from=build /src/models/shapes-upsamplers/ models/shapes-upsamplers/
 COPY --from=build --chown=node:node /src/models/.cache/ models/.cache/
 
 # ---------------------------------------------------------------------------------------------------------------------

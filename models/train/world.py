@@ -85,7 +85,11 @@ _YY, _XX = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5
 
 
 def shape_mask(shape, cx, cy, r):
-    dx, dy = _XX - cx, _YY - cy
+    return inside(shape, _XX - cx, _YY - cy, r)
+
+
+def inside(shape, dx, dy, r):
+    """Whether the points (dx, dy), relative to the object's centre in world pixels, lie inside the shape of radius r."""
     if shape == "circle":
         return dx * dx + dy * dy <= r * r
     if shape == "square":
@@ -109,6 +113,31 @@ def shape_mask(shape, cx, cy, r):
         px, py = d * np.cos(phi), d * np.sin(phi)
         return nx * px + ny * py <= c
     raise ValueError(shape)
+
+
+def coverage(attrs, size, crop=None, ss=4, warp=None):
+    """The analytic anti-aliased render of a scene at any size: the fraction of each pixel the object covers, by ss x ss
+    supersampling, float32 [h, w]. `crop` (x0, y0, w, h) in that render's pixels limits the work to a window;
+    `warp(u, v) -> (du, dv)` displaces the world coordinates (64 px units) before the test, for perturbed scenes.
+    At size S with ss 1 this is exactly the mask `render` draws (pixel centres)."""
+    x0, y0, w, h = crop or (0, 0, size, size)
+    k = S / size
+    offsets = (np.arange(ss, dtype=np.float32) + 0.5) / ss
+    us = ((x0 + np.arange(w, dtype=np.float32))[:, None] + offsets[None, :]).reshape(-1) * k
+    vs = ((y0 + np.arange(h, dtype=np.float32))[:, None] + offsets[None, :]).reshape(-1) * k
+    u, v = np.meshgrid(us, vs)
+    if warp is not None:
+        du, dv = warp(u, v)
+        u, v = u + du, v + dv
+    m = inside(attrs["shape"], u - attrs["cx"], v - attrs["cy"], attrs["r"]).astype(np.float32)
+    return m.reshape(h, ss, w, ss).mean(axis=(1, 3))
+
+
+def paint(attrs, cover):
+    """float32 [h, w, 3] in 0..255: the background and object colours mixed by coverage."""
+    bg = np.array(PALETTE[attrs["bg"]], dtype=np.float32)
+    fg = np.array(PALETTE[attrs["colour"]], dtype=np.float32)
+    return bg + cover[..., None] * (fg - bg)
 
 
 TEMPLATE_RADII = (8.0, 11.0, 15.0)

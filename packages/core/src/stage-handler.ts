@@ -1,7 +1,16 @@
 import type { Pool, Stage, StageTask, Tensor } from "@unclip/protocol";
 
-/** What a stage produced for one task: an embedding for the next stage, or an image (PNG) to store. */
-export type StageOutput = { embedding: Tensor } | { png: Uint8Array };
+/**
+ * What a stage produced for one task: an embedding for the next stage, or an image (PNG) to store; `bundle` names the
+ * bundle that produced it when the handler serves several (default: the handler's `bundle`).
+ */
+export type StageOutput = (EmbeddingOutput | { png: Uint8Array }) & { bundle?: string };
+
+/** An embedding for the decoder; manipulations also pass on their sources' embeddings, [k, D], to invert them under. */
+export interface EmbeddingOutput {
+  embedding: Tensor;
+  sourceEmbeddings?: Tensor;
+}
 
 export interface TaskContext {
   readonly task: StageTask;

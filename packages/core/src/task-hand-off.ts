@@ -78,8 +78,9 @@ export class TaskHandOff {
       ...task,
       route: task.route.slice(1),
       timings: [...task.timings, timing],
-      bundles: [...new Set([...task.bundles, `${stageName(stage)}=${handler.bundle}`])],
+      bundles: [...new Set([...task.bundles, `${stageName(stage)}=${output.bundle ?? handler.bundle}`])],
       imageEmbedding: undefined,
+      sourceEmbeddings: undefined,
       imageKey: "",
       enqueuedAtMs: BigInt(Date.now()),
     });
@@ -94,6 +95,7 @@ export class TaskHandOff {
       if (next.route.length > 0) publishEvent(conn.nc, task.jobId, { case: "preview", value: produced });
     } else {
       next.imageEmbedding = output.embedding;
+      next.sourceEmbeddings = output.sourceEmbeddings;
     }
     faultPoint("after-store");
     publishEvent(conn.nc, task.jobId, stageFinishedEvent(timing, produced));

@@ -11,7 +11,10 @@ import { SupervisedService, type RestartPolicy } from "./supervised-service.js";
 export interface FarmStackOptions {
   /** Model bundle of the prior and decoder workers (default: the farm's default bundle). */
   bundle?: string;
-  /** Bundle of the upscale worker: a directory or esrgan-<slim|medium>-x<scale> (default esrgan-slim-x4). */
+  /**
+   * Bundles of the upscale worker, comma-separated: directories or esrgan-<slim|medium>-x<scale> (default: the shapes
+   * upsamplers for shapes-v1 images, esrgan-slim-x4 for the rest).
+   */
   upscalerBundle?: string;
   /** Extra environment for every service, e.g. UNCLIP_ACK_WAIT_MS. */
   env?: Record<string, string>;

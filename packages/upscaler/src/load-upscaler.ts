@@ -21,26 +21,55 @@ interface Tile {
   wy?: Float32Array;
 }
 
-/** Opens a single-pass upscaler bundle (docs/tensor-contract.md §7: image [n,3,h,w] -> upscaled [n,3,kh,kw]). */
+/**
+ * Opens a single-pass upscaler bundle (docs/tensor-contract.md §7: image [n,3,h,w] -> upscaled [n,3,kh,kw]): one ONNX
+ * session per model file, the model of a pass chosen by the input's side (`upscaler.bySide`, else `upscaler.model`).
+ */
 export async function loadUpscaler(bundleDir: string, options: LoadOptions): Promise<Upscaler> {
   const log = options.log ?? (() => {});
   const manifest = await readUpscalerManifest(bundleDir);
-  const { scale, inputRange } = manifest.upscaler;
-  const { session, provider } = await createSession(path.join(bundleDir, manifest.upscaler.model), options.executionProvider, log, options.intraOpThreads);
-  if (!session.inputNames.includes(INPUT) || !session.outputNames.includes(OUTPUT)) {
-    await session.release();
-    throw new UpscalerError(
-      `upscaler bundle ${bundleDir}: the model has inputs [${session.inputNames}] and outputs [${session.outputNames}], expected ${INPUT} -> ${OUTPUT}`,
-    );
+  const { scale, inputRange, bySide = {}, decoders = [] } = manifest.upscaler;
+  const sessions = new Map<string, ort.InferenceSession>();
+  let provider: Upscaler["provider"] = "cpu";
+  try {
+    for (const file of new Set([manifest.upscaler.model, ...Object.values(bySide)])) {
+      const created = await createSession(path.join(bundleDir, file), options.executionProvider, log, options.intraOpThreads);
+      sessions.set(file, created.session);
+      provider = created.provider;
+      if (!created.session.inputNames.includes(INPUT) || !created.session.outputNames.includes(OUTPUT)) {
+        throw new UpscalerError(
+          `upscaler bundle ${bundleDir}: ${file} has inputs [${created.session.inputNames}] and outputs [${created.session.outputNames}], expected ${INPUT} -> ${OUTPUT}`,
+        );
+      }
+    }
+  } catch (err) {
+    await Promise.allSettled([...sessions.values()].map((s) => s.release()));
+    throw err;
   }
+  const sessionFor = (width: number, height: number) =>
+    sessions.get((width === height && bySide[String(width)]) || manifest.upscaler.model)!;
   const bundle = `${manifest.name}@${manifest.version}`;
-  log("upscaler loaded", { bundle, scale, provider });
+  // The bundle's settings sit between the library's defaults and the caller's options.
+  const bundleSettings = Object.fromEntries(
+    Object.entries({ tileSize: manifest.upscaler.tileSize, backProjection: manifest.upscaler.backProjection }).filter(
+      ([, v]) => v !== undefined,
+    ),
+  ) as Pick<UpscaleOptions, "tileSize" | "backProjection">;
+  log("upscaler loaded", { bundle, scale, provider, models: [...sessions.keys()], decoders });
   // Images are 0..255; the model works in inputRange, and answers in the same range.
   const [lo, hi] = inputRange;
   const toModel = (hi - lo) / 255;
 
   /** Runs `tiles` (all tw x th) as one batch and adds each weighted output into its image's accumulators. */
-  async function runBatch(images: RgbImage[], tiles: Tile[], tw: number, th: number, sums: Float32Array[], weightSums: Float32Array[]) {
+  async function runBatch(
+    session: ort.InferenceSession,
+    images: RgbImage[],
+    tiles: Tile[],
+    tw: number,
+    th: number,
+    sums: Float32Array[],
+    weightSums: Float32Array[],
+  ) {
     const plane = tw * th;
     const input = new Float32Array(tiles.length * 3 * plane);
     tiles.forEach((tile, b) => {
@@ -97,9 +126,10 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
     const sums = images.map(() => new Float32Array(outPixels * 3));
     const weightSums = images.map(() => new Float32Array(outPixels));
     const perBatch = tiled ? opts.tileBatch : tiles.length;
+    const session = sessionFor(width, height);
     for (let i = 0; i < tiles.length; i += perBatch) {
       opts.signal?.throwIfAborted();
-      await runBatch(images, tiles.slice(i, i + perBatch), tw, th, sums, weightSums);
+      await runBatch(session, images, tiles.slice(i, i + perBatch), tw, th, sums, weightSums);
     }
     return sums.map((sum, i) => {
       const weightSum = weightSums[i];
@@ -116,8 +146,10 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
     scale,
     bundle,
     provider,
+    decoders,
+    settings: bundleSettings,
     async upscale(images, upscaleOptions = {}) {
-      const opts = { ...DEFAULTS, ...upscaleOptions };
+      const opts = { ...DEFAULTS, ...bundleSettings, ...upscaleOptions };
       if (!Number.isInteger(opts.tileSize) || opts.tileSize < 1)
         throw new UpscalerError(`tileSize ${opts.tileSize} is not a positive integer`);
       if (!Number.isInteger(opts.overlap) || opts.overlap < 0 || opts.overlap >= opts.tileSize) {
@@ -148,7 +180,7 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
       return results;
     },
     async close() {
-      await session.release();
+      await Promise.allSettled([...sessions.values()].map((s) => s.release()));
     },
   };
 }

@@ -17,6 +17,13 @@ export interface UpscalerManifest {
     model: string;
     scale: number;
     inputRange: [number, number];
+    /** A model per square input side ("64": the 64 -> 256 model), for bundles trained pass by pass; `model` runs the rest. */
+    bySide?: Record<string, string>;
+    /** Names of the decoder bundles this upscaler was made for; absent or empty: a generic upscaler, for any images. */
+    decoders?: string[];
+    /** The bundle's own settings, used unless the worker's configuration sets them (UNCLIP_UPSCALE_TILE, …). */
+    tileSize?: number;
+    backProjection?: number;
   };
 }
 
@@ -40,7 +47,29 @@ export async function readUpscalerManifest(bundleDir: string): Promise<UpscalerM
   if (!upscaler || !Number.isInteger(upscaler.scale) || upscaler.scale < 1 || upscaler.inputRange?.length !== 2) {
     throw fail('manifest.json needs an "upscaler" section with model, scale and inputRange');
   }
-  if (!(upscaler.model in manifest.files)) throw fail(`${upscaler.model} is used but not listed in files`);
+  const bySide = upscaler.bySide ?? {};
+  if (typeof bySide !== "object" || Array.isArray(bySide)) throw fail('"upscaler.bySide" must map input sides to model files');
+  for (const side of Object.keys(bySide)) {
+    if (!/^[1-9]\d*$/.test(side)) throw fail(`"upscaler.bySide" key "${side}" is not an input side in pixels`);
+  }
+  if (
+    upscaler.decoders !== undefined &&
+    !(Array.isArray(upscaler.decoders) && upscaler.decoders.every((d) => typeof d === "string" && d))
+  ) {
+    throw fail('"upscaler.decoders" must be a list of decoder bundle names');
+  }
+  if (upscaler.tileSize !== undefined && !(Number.isInteger(upscaler.tileSize) && upscaler.tileSize >= 16)) {
+    throw fail(`"upscaler.tileSize" ${upscaler.tileSize} is not an integer of at least 16`);
+  }
+  if (
+    upscaler.backProjection !== undefined &&
+    !(Number.isInteger(upscaler.backProjection) && upscaler.backProjection >= 0 && upscaler.backProjection <= 10)
+  ) {
+    throw fail(`"upscaler.backProjection" ${upscaler.backProjection} is not an integer from 0 to 10`);
+  }
+  for (const model of [upscaler.model, ...Object.values(bySide)]) {
+    if (!(model in manifest.files)) throw fail(`${model} is used but not listed in files`);
+  }
   for (const [file, expected] of Object.entries(manifest.files)) {
     const actual = await sha256(path.join(bundleDir, file)).catch((cause: Error) => {
       throw fail(`cannot read ${file} (${cause.message})`, cause);

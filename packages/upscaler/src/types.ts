@@ -29,6 +29,10 @@ export interface Upscaler {
   readonly bundle: string;
   /** The execution provider the session really runs on (cuda may have been asked for and be missing). */
   readonly provider: "cpu" | "cuda";
+  /** The decoder bundles (names) this upscaler was made for; empty for a generic upscaler. */
+  readonly decoders: readonly string[];
+  /** The bundle's own tile size and back-projection, where its manifest sets them (else the caller's defaults). */
+  readonly settings: Readonly<Pick<UpscaleOptions, "tileSize" | "backProjection">>;
   /** Returns each image `scale` times larger, in input order. Same-sized images run as one batch. */
   upscale(images: RgbImage[], options?: UpscaleOptions): Promise<RgbImage[]>;
   close(): Promise<void>;

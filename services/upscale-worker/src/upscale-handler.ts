@@ -2,6 +2,7 @@ import { FarmError, type StageHandler, type StageOutput, type TaskContext, type 
 import { stageOutputSize } from "@unclip/protocol";
 import type { Upscaler } from "@unclip/upscaler";
 import { decodeImage, encodePng, ImageInputError, type RgbImage } from "@unclip/unclip/image";
+import { UpscalerRoutes } from "./upscaler-routes.js";
 
 export interface UpscaleSettings {
   /** Inputs with a side above this are upscaled in overlapping tiles, so memory stays bounded. */
@@ -11,30 +12,49 @@ export interface UpscaleSettings {
   backProjection: number;
 }
 
-/** upscale-worker: 64 → 256 and 256 → 1024 with a single-pass super-resolution model (×4, or ×2 applied twice). */
+/** Built-in settings, for an upscaler whose bundle does not set its own and a worker configured with none. */
+const DEFAULT_SETTINGS: UpscaleSettings = { tileSize: 128, overlap: 16, backProjection: 1 };
+
+/**
+ * upscale-worker: 64 → 256 and 256 → 1024 with single-pass super-resolution models (×4, or ×2 applied twice). A worker
+ * may hold several upscalers: each task goes to the one made for its decoder's bundle, else to the generic one
+ * (UpscalerRoutes). `configured` settings (the worker's environment) win over each bundle's own.
+ */
 export function upscaleHandler(
-  upscaler: Upscaler,
+  upscalers: Upscaler | readonly Upscaler[],
   store: ObjectStore,
-  settings: UpscaleSettings,
+  configured: Partial<UpscaleSettings>,
 ): StageHandler & { close(): Promise<void> } {
+  const routes = new UpscalerRoutes(Array.isArray(upscalers) ? upscalers : [upscalers as Upscaler]);
+  const settingsOf = (upscaler: Upscaler): UpscaleSettings => ({ ...DEFAULT_SETTINGS, ...upscaler.settings, ...configured });
   return {
     pool: "upscale",
-    bundle: upscaler.bundle,
-    executionProvider: upscaler.provider,
-    batchKey: () => "",
+    bundle: routes.upscalers.map((u) => u.bundle).join(","),
+    executionProvider: routes.upscalers[0]!.provider,
+    batchKey: (task) => String(routes.indexFor(task)),
     run: (batch, signal) => upscale(batch, signal),
-    close: () => upscaler.close(),
+    close: async () => {
+      await Promise.allSettled(routes.upscalers.map((u) => u.close()));
+    },
   };
 
   async function upscale(batch: readonly TaskContext[], signal: AbortSignal): Promise<(StageOutput | Error)[]> {
     const results: (StageOutput | Error)[] = batch.map(() => new Error("not run"));
+    let upscaler: Upscaler;
+    try {
+      // The batch key is the route, so every task of a batch goes to the same upscaler.
+      upscaler = routes.upscalerFor(batch[0]!.task);
+    } catch (err) {
+      return batch.map(() => err as Error);
+    }
+    const settings = settingsOf(upscaler);
     const inputs: RgbImage[] = [];
     const ok: number[] = [];
     const target = stageOutputSize(batch[0]!.stage);
     for (let i = 0; i < batch.length; i++) {
       try {
         const image = await decodeImage(await store.get(batch[i]!.task.imageKey));
-        passes(image.width, target);
+        passes(upscaler, image.width, target);
         inputs.push(image);
         ok.push(i);
       } catch (err) {
@@ -52,17 +72,17 @@ export function upscaleHandler(
     ok.forEach((i, k) => bySize.set(inputs[k]!.width, [...(bySize.get(inputs[k]!.width) ?? []), k]));
     for (const [width, members] of bySize) {
       let images = members.map((k) => inputs[k]!);
-      for (let p = 0; p < passes(width, target); p++) {
+      for (let p = 0; p < passes(upscaler, width, target); p++) {
         images = await upscaler.upscale(images, { ...settings, signal });
       }
       for (let m = 0; m < members.length; m++) {
-        results[ok[members[m]!]!] = { png: await encodePng(images[m]!, { compressionLevel: 3 }) };
+        results[ok[members[m]!]!] = { png: await encodePng(images[m]!, { compressionLevel: 3 }), bundle: upscaler.bundle };
       }
     }
     return results;
   }
 
-  function passes(from: number, to: number): number {
+  function passes(upscaler: Upscaler, from: number, to: number): number {
     let n = 0;
     for (let side = from; side < to; side *= upscaler.scale) n++;
     if (from * upscaler.scale ** n !== to) {

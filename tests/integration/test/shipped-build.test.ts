@@ -9,7 +9,8 @@ import { collect, fetchBytes, terminal } from "./farm-fixture.js";
 
 /**
  * What ships: the services bundled by `npm run build` (as the production image runs them, without tsx), the trained
- * shapes-v1 bundle and the converted ESRGAN upscaler (the defaults), end to end at 256 px.
+ * shapes-v1 bundle and its own upsamplers (models/shapes-upsamplers, which the upscale worker picks for shapes-v1 images
+ * by default), end to end at 256 px.
  */
 let farm: FarmStack;
 let client: UnclipClient;
@@ -32,7 +33,7 @@ describe("the shipped build with the shipped models", () => {
     const job = terminal(events).value as Job;
     expect(job.state).toBe(JobState.SUCCEEDED);
     expect(job.bundles.join(" ")).toMatch(/decoder=shapes-v1@/);
-    expect(job.bundles.join(" ")).toMatch(/upscale-256=esrgan-slim/);
+    expect(job.bundles.join(" ")).toMatch(/upscale-256=shapes-upsamplers@/);
     const { data, info } = await sharp(await fetchBytes(job.images[0]!.url))
       .removeAlpha()
       .raw()
