@@ -1,9 +1,14 @@
 // Measured quality of the shapes-v1 bundle through the worker code path (TextToEmbedding / ImageToEmbedding /
 // EmbeddingToImage from @unclip/unclip on onnxruntime-node), scored by the procedural checker (shapes-checker.ts).
-// The prompts, variation sources, edit cases and retrieval pairs come from models/train/eval_set.json
-// (written by models/train/export.py from the world generator, deterministic).
-// usage: npm run shapes-eval -w @unclip/bench [-- --bundle ../models/shapes-v1 --guidance G --prior-guidance G
-//        --steps N --sampler ddpm|ddim --limit N --grid out.png]
+// The prompts, variation sources, edit cases and retrieval pairs come from one of the two evaluation sets that
+// models/train/export.py writes from the world generator (deterministic):
+//   --set test (default): models/train/test_set.json, new seeds and caption templates no training caption uses
+//                         (models/train/test_captions.py); the model card's headline. Score on it once per release.
+//   --set dev:            models/train/eval_set.json, the items every choice up to 1.5.0 was made on; make choices here.
+//   --set PATH:           any file of the same format.
+// usage: npm run shapes-eval -w @unclip/bench [-- --set dev|test|PATH --bundle ../models/shapes-v1
+//        --decoder-guidance G (or --guidance G) --prior-guidance G --steps N --sampler ddpm|ddim --limit N
+//        --skip prompts,variations,edits,retrieval,time --grid out.png]
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,8 +22,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
   options: {
     bundle: { type: "string", default: path.join(here, "..", "models", "shapes-v1") },
-    set: { type: "string", default: path.join(here, "..", "models", "train", "eval_set.json") },
+    set: { type: "string", default: "test" },
     guidance: { type: "string" },
+    "decoder-guidance": { type: "string" },
     "prior-guidance": { type: "string" },
     steps: { type: "string" },
     sampler: { type: "string" },
@@ -28,7 +34,15 @@ const { values } = parseArgs({
   },
 });
 const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-const decoderOptions = { guidance: num(values.guidance), steps: num(values.steps), sampler: values.sampler as SamplerName | undefined };
+const sets: Record<string, string> = { dev: "eval_set.json", test: "test_set.json" };
+const named = Object.hasOwn(sets, values.set);
+const setName = named ? values.set : path.basename(values.set);
+const setPath = named ? path.join(here, "..", "models", "train", sets[values.set]) : values.set;
+if (values.guidance !== undefined && values["decoder-guidance"] !== undefined && values.guidance !== values["decoder-guidance"]) {
+  throw new Error(`--guidance ${values.guidance} and --decoder-guidance ${values["decoder-guidance"]} disagree (they are the same option)`);
+}
+const decoderGuidance = num(values["decoder-guidance"] ?? values.guidance);
+const decoderOptions = { guidance: decoderGuidance, steps: num(values.steps), sampler: values.sampler as SamplerName | undefined };
 const priorOptions = { guidance: num(values["prior-guidance"]) };
 const limit = num(values.limit) ?? Infinity;
 const skip = new Set(values.skip.split(","));
@@ -50,17 +64,18 @@ interface EvalSet extends World {
   retrieval: { png: string; prompt: string }[];
 }
 
-const set = JSON.parse(await readFile(values.set, "utf8")) as EvalSet;
+const set = JSON.parse(await readFile(setPath, "utf8")) as EvalSet;
 const checker = new ShapesChecker(set);
 const bundle = await loadBundle(values.bundle, { sections: ["tokenizer", "clip", "prior", "decoder"] });
 const textToEmbedding = new TextToEmbedding(bundle);
 const imageToEmbedding = new ImageToEmbedding(bundle);
 const embeddingToImage = new EmbeddingToImage(bundle);
 const { decoder, prior } = bundle.manifest;
-console.error(
-  `bundle ${bundle.manifest.name} ${bundle.manifest.version}: prior ${priorOptions.guidance ?? prior!.defaultGuidance} guidance ${prior!.defaultSteps} steps; ` +
-    `decoder ${decoderOptions.sampler ?? decoder!.defaultSampler} ${decoderOptions.steps ?? decoder!.defaultSteps} steps guidance ${decoderOptions.guidance ?? decoder!.defaultGuidance}`,
-);
+const header =
+  `set ${setName} (${path.relative(process.cwd(), setPath)}); bundle ${bundle.manifest.name} ${bundle.manifest.version}: ` +
+  `prior ${priorOptions.guidance ?? prior!.defaultGuidance} guidance ${prior!.defaultSteps} steps; ` +
+  `decoder ${decoderOptions.sampler ?? decoder!.defaultSampler} ${decoderOptions.steps ?? decoder!.defaultSteps} steps guidance ${decoderOptions.guidance ?? decoder!.defaultGuidance}`;
+console.error(header);
 
 async function png(b64: string): Promise<RgbImage> {
   const { data, info } = await sharp(Buffer.from(b64, "base64")).removeAlpha().raw().toBuffer({ resolveWithObject: true });
@@ -251,6 +266,7 @@ if (!skip.has("time")) {
   console.error(timeRow);
 }
 
+console.log(`${header}\n`);
 console.log("| prompts | n | background colour | object colour | shape | position | all four |");
 console.log("|---|---|---|---|---|---|---|");
 rows.forEach((r) => console.log(r));

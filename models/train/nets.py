@@ -276,26 +276,55 @@ class Decoder(nn.Module):
         return (out, sketch[:, :3], F.pixel_shuffle(drawn, 2), parts) if return_sketch else out
 
 
+class GaussianBlur(nn.Module):
+    """A fixed depthwise Gaussian blur of an RGB image (replicate padding), for the upsamplers' smoothed inputs."""
+
+    def __init__(self, sigma):
+        super().__init__()
+        r = max(1, math.ceil(3 * sigma))
+        t = torch.arange(-r, r + 1, dtype=torch.float32)
+        k = torch.exp(-t * t / (2 * sigma * sigma))
+        k = k / k.sum()
+        self.register_buffer("kernel", (k[:, None] * k[None, :]).expand(3, 1, 2 * r + 1, 2 * r + 1).clone())
+        self.r = r
+
+    def forward(self, x):
+        return F.conv2d(F.pad(x, (self.r,) * 4, mode="replicate"), self.kernel, groups=3)
+
+
 class Upsampler(nn.Module):
     """x4 super-resolution for the shapes world: image [n,3,h,w] in 0..1 -> [n,3,4h,4w], the bilinear upscale plus a
-    predicted residual. The body runs at 1/unshuffle of the input's resolution (pixel-unshuffle in, pixel-shuffle out
-    by 4*unshuffle), so the 256 -> 1024 net costs a quarter of what it would at full resolution; replicate padding
-    keeps image borders free of the dark rims zero padding leaves. Dilated convolutions widen the receptive field,
-    which an outline's staircase needs: the true edge is read from several steps."""
+    predicted residual.
 
-    def __init__(self, channels, dilations, unshuffle=1, scale=4):
+    - Smoothed copies of the input (fixed Gaussian blurs) join it: the 0.5 level line of a blurred staircase is already
+      close to the true outline, so the net mostly has to find it and draw a crisp edge there, a local job, rather
+      than learn to fit curves to staircases.
+    - A trunk of dilated residual blocks at 1/unshuffle of the input's resolution (pixel-unshuffle in, pixel-shuffle
+      out) reads the context; replicate padding keeps borders free of the dark rims zero padding leaves.
+    - A per-pixel head at the output resolution reads the bilinear upscales of the input and its smoothed copies with
+      the trunk's features, so the edge is placed by the interpolated field itself, at the output's pixel pitch.
+    """
+
+    def __init__(self, channels, dilations, unshuffle=1, scale=4, smooth=(), head=16):
         super().__init__()
         self.unshuffle, self.scale = unshuffle, scale
-        conv = lambda cin, cout, d=1: nn.Conv2d(cin, cout, 3, padding=d, dilation=d, padding_mode="replicate")  # noqa: E731
-        self.head = conv(3 * unshuffle * unshuffle, channels)
+        self.blurs = nn.ModuleList(GaussianBlur(s) for s in smooth)
+        cin = 3 * (1 + len(smooth))
+        conv = lambda a, b, d=1: nn.Conv2d(a, b, 3, padding=d, dilation=d, padding_mode="replicate")  # noqa: E731
+        self.head = conv(cin * unshuffle * unshuffle, channels)
         self.body = nn.ModuleList(nn.Sequential(conv(channels, channels, d), nn.SiLU(), conv(channels, channels, d))
                                   for d in dilations)
-        self.tail = nn.Sequential(conv(channels, channels), nn.SiLU(), conv(channels, 3 * (scale * unshuffle) ** 2))
+        # the last layer is 1x1: it only spreads each position's features over its (scale * unshuffle)^2 output pixels
+        self.tail = nn.Sequential(conv(channels, channels), nn.SiLU(), nn.Conv2d(channels, head * (scale * unshuffle) ** 2, 1))
+        self.pixel = nn.Sequential(nn.Conv2d(cin + head, head, 1), nn.SiLU(), nn.Conv2d(head, head, 1), nn.SiLU(),
+                                   nn.Conv2d(head, 3, 1))
 
     def forward(self, image):
-        base = F.interpolate(image, scale_factor=self.scale, mode="bilinear", align_corners=False)
-        h = F.pixel_unshuffle(image, self.unshuffle) if self.unshuffle > 1 else image
+        x = torch.cat([image] + [blur(image) for blur in self.blurs], dim=1)
+        up = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        h = F.pixel_unshuffle(x, self.unshuffle) if self.unshuffle > 1 else x
         h = self.head(h)
         for block in self.body:
             h = h + block(F.silu(h))
-        return base + F.pixel_shuffle(self.tail(h), self.scale * self.unshuffle)
+        features = F.pixel_shuffle(self.tail(h), self.scale * self.unshuffle)
+        return up[:, :3] + self.pixel(torch.cat([up, features], dim=1))

@@ -5,11 +5,16 @@ reads the samples with CLIP's attribute heads and with the decoder's sketcher (i
 the benchmark checker). The same readings of the image embeddings of scenes drawn from the same attributes give the
 ceiling: a gap between the two is the prior's, not CLIP's.
 
-  /usr/bin/python3 models/train/probe_prior.py [--steps N] [--guidance G]
+  /usr/bin/python3 models/train/probe_prior.py [--steps N] [--guidance G] [--set dev|test] [--by-template]
+
+--set test reads test_set.json (the benchmark's test set, new caption templates) instead of eval_set.json (dev);
+--by-template adds the prior's readings per caption template (test: test_captions.TEST_TEMPLATES; dev: the training
+templates), seen and held-out prompts together. A diagnosis, not a place to make choices: make those on dev.
 """
 import argparse
 import json
 import os
+import re
 
 import numpy as np
 import torch
@@ -18,6 +23,7 @@ import torch.nn.functional as F
 import train
 import world
 from probe_sketch import check, draw
+from test_captions import TEST_TEMPLATES, TRAIN_TEMPLATES, words
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -54,17 +60,35 @@ def sketched_shape(sketcher, emb, attrs):
     return round(100 * np.mean([check(img)[2] == a["shape"] for img, a in zip(draw(sketcher, emb), attrs)]), 1)
 
 
+def template_of(text, templates):
+    """Index of the one template (of captions naming every attribute) that matches `text` word for word, each
+    placeholder standing for its words; None if none or several match."""
+    def pattern(template):
+        parts = []
+        for tok in re.findall(r"\{\w+\}|\w+|[^\w\s]+", template):
+            if tok.startswith("{"):  # obj: size colour shape; pos: 1-5 words; the others: one word
+                parts.append({"{obj}": r"\S+ \S+ \S+", "{pos}": r"\S+(?: \S+){0,4}", "{pos_lead}": r"\S+(?: \S+){0,4}"}.get(tok, r"\S+"))
+            else:
+                parts.append("an?" if tok == "a" else re.escape(tok))
+        return " ".join(parts)
+    text = " ".join(words(text))
+    found = [i for i, t in enumerate(templates) if re.fullmatch(pattern(t), text)]
+    return found[0] if len(found) == 1 else None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ex = world.CONFIG["export"]
     ap.add_argument("--steps", type=int, default=ex["priorSteps"])
     ap.add_argument("--guidance", type=float, default=ex["priorGuidance"])
+    ap.add_argument("--set", choices=["dev", "test"], default="dev")
+    ap.add_argument("--by-template", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     clip = train.load_clip()
     prior, mean, std = train.load_prior()
     sketcher = train.load_decoder().sketcher.eval()
-    prompts = json.load(open(os.path.join(HERE, "eval_set.json")))["prompts"]
+    prompts = json.load(open(os.path.join(HERE, {"dev": "eval_set.json", "test": "test_set.json"}[args.set])))["prompts"]
     rng = np.random.default_rng(3)
     for split in ("seen", "held-out"):
         items = [p for p in prompts if p["split"] == split]
@@ -77,6 +101,20 @@ def main():
             print(f"{split:8} images {train.head_accuracy(clip, truth, scenes)}  sketcher shape {sketched_shape(sketcher, truth, scenes)}"
                   f"  cos(prior, image) "
                   f"{F.cosine_similarity(emb, truth).mean().item():.3f}")
+    if args.by_template:
+        templates = TEST_TEMPLATES if args.set == "test" else TRAIN_TEMPLATES
+        ids = torch.from_numpy(world.tokenize([p["prompt"] for p in prompts]))
+        emb = sample_prior(clip, prior, ids, args.steps, args.guidance, torch.Generator().manual_seed(11)) * std + mean
+        scenes = [dict(p) for p in prompts]
+        for p in scenes:
+            world.render(p, rng)
+        which = [template_of(p["prompt"], templates) for p in prompts]
+        for i, t in [(i, t) for i, t in enumerate(templates)] + [(None, "(no single template)")]:
+            rows = [k for k, w in enumerate(which) if w == i]
+            if rows:
+                with torch.no_grad():
+                    heads = train.head_accuracy(clip, emb[rows], [scenes[k] for k in rows])
+                print(f"{len(rows):3} {t!r:55} {heads}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from train import CFG, has_state, load_state, save  # noqa: E402
 
 def make_upsampler(stage):
     cfg = CFG[stage]
-    return Upsampler(cfg["channels"], cfg["dilations"], cfg["unshuffle"])
+    return Upsampler(cfg["channels"], cfg["dilations"], cfg["unshuffle"], smooth=cfg["smooth"], head=cfg["head"])
 
 
 def edge_band(target, width):
