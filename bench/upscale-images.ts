@@ -14,14 +14,19 @@ export async function rgb(input: Buffer | string): Promise<RgbImage> {
   return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
 }
 
-/** Resizes with libvips' cubic kernel (Catmull-Rom), antialiased when shrinking: "plain bicubic". */
-export async function bicubic(image: RgbImage, width: number, height: number): Promise<RgbImage> {
+async function resize(image: RgbImage, width: number, height: number, kernel: "cubic" | "nearest"): Promise<RgbImage> {
   const data = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-    .resize(width, height, { kernel: "cubic", fit: "fill" })
+    .resize(width, height, { kernel, fit: "fill" })
     .raw()
     .toBuffer();
   return { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
 }
+
+/** Resizes with libvips' cubic kernel (Catmull-Rom), antialiased when shrinking: "plain bicubic". */
+export const bicubic = (image: RgbImage, width: number, height: number) => resize(image, width, height, "cubic");
+
+/** Resizes by repeating (or dropping) pixels: enlarging by k turns each pixel into a k × k block. */
+export const nearest = (image: RgbImage, width: number, height: number) => resize(image, width, height, "nearest");
 
 /** The photo the ESRGAN packages ship (128 x 128; their samples/ are the model's own outputs, so not used here). */
 export async function packagedPhoto(): Promise<TestImage> {

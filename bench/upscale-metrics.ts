@@ -33,12 +33,12 @@ export function ssim(reference: RgbImage, test: RgbImage, border: number): numbe
   const norm = kernel.reduce((s, k) => s + k, 0);
   const k = kernel.map((v) => v / norm);
   // Separable blur of the five moments, valid region only.
-  const blur = (f: (i: number) => number) => {
+  const blur = (f: Float64Array) => {
     const rows = new Float64Array(width * height);
     for (let y = 0; y < height; y++)
       for (let x = radius; x < width - radius; x++) {
         let s = 0;
-        for (let d = -radius; d <= radius; d++) s += k[d + radius] * f(y * width + x + d);
+        for (let d = -radius; d <= radius; d++) s += k[d + radius] * f[y * width + x + d];
         rows[y * width + x] = s;
       }
     const out = new Float64Array(width * height);
@@ -51,11 +51,17 @@ export function ssim(reference: RgbImage, test: RgbImage, border: number): numbe
     return out;
   };
   const x = a.data;
-  const mx = blur((i) => x[i]);
-  const my = blur((i) => b[i]);
-  const xx = blur((i) => x[i] * x[i]);
-  const yy = blur((i) => b[i] * b[i]);
-  const xy = blur((i) => x[i] * b[i]);
+  // The moments as arrays, not callbacks: a call per tap took twice the time at 1024 px.
+  const product = (p: Float64Array, q: Float64Array) => {
+    const out = new Float64Array(p.length);
+    for (let i = 0; i < p.length; i++) out[i] = p[i] * q[i];
+    return out;
+  };
+  const mx = blur(x);
+  const my = blur(b);
+  const xx = blur(product(x, x));
+  const yy = blur(product(b, b));
+  const xy = blur(product(x, b));
   const c1 = (0.01 * 255) ** 2;
   const c2 = (0.03 * 255) ** 2;
   let sum = 0;
