@@ -16,7 +16,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from train import load_state  # noqa: E402
-from train_upsamplers import make_upsampler  # noqa: E402
+from train_upsamplers import load_weights, make_upsampler  # noqa: E402
 
 OPSET = 17
 MODELS = {"64": ("up256", "up256.onnx"), "256": ("up1024", "up1024.onnx")}
@@ -39,7 +39,7 @@ def main():
     for side, (stage, file) in MODELS.items():
         model = make_upsampler(stage)
         ck = load_state(stage)
-        model.load_state_dict(ck["model"])
+        load_weights(model, ck["model"])
         model.eval()
         steps[stage] = {"step": int(ck["step"]), "minutes": round(float(ck["elapsed"]) / 60, 1)}
         n = int(side)

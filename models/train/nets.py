@@ -285,7 +285,8 @@ class GaussianBlur(nn.Module):
         t = torch.arange(-r, r + 1, dtype=torch.float32)
         k = torch.exp(-t * t / (2 * sigma * sigma))
         k = k / k.sum()
-        self.register_buffer("kernel", (k[:, None] * k[None, :]).expand(3, 1, 2 * r + 1, 2 * r + 1).clone())
+        # not persistent: the kernel follows from sigma (config.json), so checkpoints need not carry it
+        self.register_buffer("kernel", (k[:, None] * k[None, :]).expand(3, 1, 2 * r + 1, 2 * r + 1).clone(), persistent=False)
         self.r = r
 
     def forward(self, x):

@@ -30,6 +30,11 @@ def make_upsampler(stage):
     return Upsampler(cfg["channels"], cfg["dilations"], cfg["unshuffle"], smooth=cfg["smooth"], head=cfg["head"])
 
 
+def load_weights(model, state):
+    """Loads trained weights; blur kernels in older checkpoints are dropped (they follow from config.json's sigmas)."""
+    model.load_state_dict({k: v for k, v in state.items() if not k.endswith(".kernel")})
+
+
 def edge_band(target, width):
     """1 where the target has an edge within `width` pixels (its local range exceeds 0.05), else 0."""
     hi = F.max_pool2d(target, width, 1, width // 2)
@@ -75,7 +80,7 @@ def main():
     step, elapsed = 0, 0.0
     if args.resume and has_state(args.stage):
         ck = load_state(args.stage)
-        model.load_state_dict(ck["model"])
+        load_weights(model, ck["model"])
         if "opt" in ck:
             opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck["elapsed"]

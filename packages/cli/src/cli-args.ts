@@ -42,6 +42,15 @@ export const guidance =
     return g;
   };
 
+/** A number from 0 to 1 (--strength). */
+export const fraction =
+  (flag: string) =>
+  (v: string): number => {
+    const x = v.trim() === "" ? NaN : Number(v);
+    if (!(x >= 0 && x <= 1)) throw new UsageError(`${flag}: ${JSON.stringify(v)} is not a number from 0 to 1`);
+    return x;
+  };
+
 /** A decimal uint64 (seeds). */
 export const uint64 =
   (flag: string) =>
@@ -97,6 +106,11 @@ const seedOption = (): Option =>
     .argParser(uint64("--seed"))
     .default(0n, "0");
 
+const decoderStepsOption = (): Option =>
+  new Option("--decoder-steps <n>", "decoder diffusion steps, 1-1000 (default: the model's)").argParser(
+    wholeNumber("--decoder-steps", 0, 1000, " (0 = the model's default)"),
+  );
+
 /** Flags of SamplingOptions; left out = the model's default. */
 const samplingFlags = (cmd: Command): Command =>
   cmd
@@ -105,11 +119,7 @@ const samplingFlags = (cmd: Command): Command =>
         wholeNumber("--prior-steps", 0, 1000, " (0 = the model's default)"),
       ),
     )
-    .addOption(
-      new Option("--decoder-steps <n>", "decoder diffusion steps, 1-1000 (default: the model's)").argParser(
-        wholeNumber("--decoder-steps", 0, 1000, " (0 = the model's default)"),
-      ),
-    )
+    .addOption(decoderStepsOption())
     .addOption(
       new Option("--prior-guidance <g>", "prior guidance scale, 1-50 (default: the model's)").argParser(guidance("--prior-guidance")),
     )
@@ -144,6 +154,28 @@ export type ImageFlags = SamplingFlags & { images: number; size: number; seed: b
 
 /** The request fields the image flags ask for. */
 export const imageSettings = (o: ImageFlags) => ({ numImages: o.images, size: o.size, seed: o.seed, sampling: samplingOptions(o) });
+
+/**
+ * The flags of interpolate and transform: -s and the decoder's steps and guidance. They run no prior and always
+ * decode with DDIM, so the other sampling flags are not offered; their seed and image count flags are their own.
+ */
+export const manipulationFlags = (cmd: Command): Command =>
+  cmd
+    .addOption(sizeOption())
+    .addOption(decoderStepsOption())
+    .addOption(
+      new Option("--decoder-guidance <g>", "decoder guidance scale, 1-50 (default 1: no classifier-free guidance)").argParser(
+        guidance("--decoder-guidance"),
+      ),
+    );
+
+export type ManipulationFlags = { size: number; decoderSteps?: number; decoderGuidance?: number };
+
+/** The request fields the manipulation flags ask for. */
+export const manipulationSettings = (o: ManipulationFlags) => ({
+  size: o.size,
+  sampling: samplingOptions({ decoderSteps: o.decoderSteps, decoderGuidance: o.decoderGuidance }),
+});
 
 /** --json, the same on every command. */
 export const jsonOption = (what: string): Option =>

@@ -24,10 +24,12 @@ import {
   type CreateVariationsRequest,
   type EditImageRequest,
   type GenerateRequest,
+  type InterpolateImagesRequest,
   type Job,
   type JobEvent,
   type ListBatchItemsResponse,
   type SubmitBatchRequest,
+  type TransformImageRequest,
 } from "@unclip/protocol";
 
 type Unary<Req, Res> = (req: Req, meta: Metadata, options: CallOptions, cb: (err: ServiceError | null, res: Res) => void) => void;
@@ -37,6 +39,8 @@ interface RawClient extends Client {
   generate: Streaming<GenerateRequest>;
   createVariations: Streaming<CreateVariationsRequest>;
   editImage: Streaming<EditImageRequest>;
+  interpolateImages: Streaming<InterpolateImagesRequest>;
+  transformImage: Streaming<TransformImageRequest>;
   watchJob: Streaming<{ jobId: string }>;
   getJob: Unary<unknown, Job>;
   cancelJob: Unary<unknown, Job>;
@@ -96,6 +100,14 @@ export class UnclipClient {
 
   editImage(req: EditImageRequest): AsyncIterable<JobEvent> & { cancel(): void } {
     return stream(this.raw.editImage(req));
+  }
+
+  interpolateImages(req: InterpolateImagesRequest): AsyncIterable<JobEvent> & { cancel(): void } {
+    return stream(this.raw.interpolateImages(req));
+  }
+
+  transformImage(req: TransformImageRequest): AsyncIterable<JobEvent> & { cancel(): void } {
+    return stream(this.raw.transformImage(req));
   }
 
   watchJob(jobId: string): AsyncIterable<JobEvent> & { cancel(): void } {

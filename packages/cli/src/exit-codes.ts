@@ -47,8 +47,8 @@ Output:
   Results go to stdout, everything else (job ids, progress, hints) to stderr. With --json, stdout carries
   protobuf's canonical JSON only, as grpcurl prints it (lowerCamelCase field names, enums by name, 64-bit integers
   and bytes as strings, fields at their zero value left out): one document for a unary result (status, cancel, batch, batch-status, batch-cancel), one
-  line per JobEvent for a stream (render, vary, edit, watch), the last being the terminal event (completed, failed
-  or cancelled). Images are still written under -o. batch-results --json prints a JSON summary of the download.
+  line per JobEvent for a stream (render, vary, edit, interpolate, transform, watch), the last being the terminal
+  event (completed, failed or cancelled). Images are still written under -o. batch-results --json prints a JSON summary of the download.
 
 Exit status:
   0        success

@@ -23,31 +23,32 @@ import { formatResult, renderJob, summarizeTimings } from "./render-job.js";
 import { RenderProgress } from "./render-progress.js";
 import { registerReplyCommand } from "./reply-command.js";
 
-type FollowFlags = { out: string; json?: boolean; cancelOnInterrupt?: boolean };
-type RenderFlags = ImageFlags & FollowFlags & { includeBytes?: boolean };
+export type FollowFlags = { out: string; json?: boolean; cancelOnInterrupt?: boolean; includeBytes?: boolean };
+type RenderFlags = ImageFlags & FollowFlags;
 
 type JobStream = AsyncIterable<JobEvent> & { cancel(): void };
 
-/** Flags shared by the commands that follow a job's events: render, vary, edit and watch. */
-const followFlags = (cmd: Command): Command =>
+/** Flags shared by the commands that follow a job's events: render, vary, edit, interpolate, transform and watch. */
+export const followFlags = (cmd: Command): Command =>
   cmd
     .option("-o, --out <dir>", "where to write the PNGs (as <dir>/<jobId>/<index>-<size>.png)", "out")
     .addOption(jsonOption("each JobEvent, one per line,"))
     .option("--cancel-on-interrupt", "on Ctrl-C, cancel the job (CancelJob) instead of leaving it running");
 
-const renderFlags = (cmd: Command): Command =>
-  followFlags(
-    imageFlags(cmd, "number of images").option(
-      "--include-bytes",
-      "have the gateway send the PNGs inline (OutputOptions.include_bytes) instead of fetching presigned URLs; " +
-        "for clients that cannot reach the object store",
-    ),
+/** --include-bytes, on the commands that start a job. */
+export const includeBytesFlag = (cmd: Command): Command =>
+  cmd.option(
+    "--include-bytes",
+    "have the gateway send the PNGs inline (OutputOptions.include_bytes) instead of fetching presigned URLs; " +
+      "for clients that cannot reach the object store",
   );
 
-const common = (o: RenderFlags) => ({
-  ...imageSettings(o),
-  ...(o.includeBytes ? { output: create(OutputOptionsSchema, { includeBytes: true }) } : {}),
-});
+const renderFlags = (cmd: Command): Command => followFlags(includeBytesFlag(imageFlags(cmd, "number of images")));
+
+/** The OutputOptions --include-bytes asks for (none without it). */
+export const outputOptions = (o: FollowFlags) => (o.includeBytes ? { output: create(OutputOptionsSchema, { includeBytes: true }) } : {});
+
+const common = (o: RenderFlags) => ({ ...imageSettings(o), ...outputOptions(o) });
 
 /** unclip render, vary, edit, watch, status and cancel. */
 export function registerJobCommands(program: Command, gateway: Gateway): void {
@@ -115,7 +116,13 @@ export function registerJobCommands(program: Command, gateway: Gateway): void {
  * queued, the images written under o.out. Ctrl-C leaves the job running (printing how to watch or cancel it) or,
  * with --cancel-on-interrupt, cancels it; either way the CLI exits 130.
  */
-async function follow(gateway: Gateway, client: UnclipClient, start: () => JobStream, o: FollowFlags, knownJobId?: string): Promise<void> {
+export async function follow(
+  gateway: Gateway,
+  client: UnclipClient,
+  start: () => JobStream,
+  o: FollowFlags,
+  knownJobId?: string,
+): Promise<void> {
   const progress = o.json ? undefined : new RenderProgress();
   let jobId = knownJobId;
   let interrupting: Promise<never> | undefined;
@@ -185,7 +192,7 @@ export function describeJob(job: Job): string {
 const stateName = (state: JobState): string => (JobState[state] ?? "unspecified").toLowerCase();
 
 /** An input file's bytes; an unreadable file is a usage error. */
-async function readInput(file: string): Promise<Uint8Array> {
+export async function readInput(file: string): Promise<Uint8Array> {
   try {
     return await readFile(file);
   } catch (err) {

@@ -7,6 +7,7 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import { describeError, EXIT, EXIT_STATUS_HELP, exitCodeFor, isGrpcError } from "./exit-codes.js";
 import { registerJobCommands } from "./job-commands.js";
 import { registerBatchCommands } from "./batch-commands.js";
+import { registerManipulationCommands } from "./manipulation-commands.js";
 import type { Gateway } from "./command-context.js";
 
 const DEFAULT_ADDRESS = "127.0.0.1:50051";
@@ -85,6 +86,7 @@ function readPem(flag: string, file: string): Buffer {
 }
 
 registerJobCommands(program, gateway);
+registerManipulationCommands(program, gateway);
 registerBatchCommands(program, gateway);
 
 program.parseAsync().catch((err: unknown) => {

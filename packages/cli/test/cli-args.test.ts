@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Metadata, status } from "@grpc/grpc-js";
 import { create, JobSchema, JobState } from "@unclip/protocol";
-import { guidance, oneOf, parseAddress, sampler, uint64, UsageError, wholeNumber } from "../src/cli-args.js";
+import { fraction, guidance, oneOf, parseAddress, sampler, uint64, UsageError, wholeNumber } from "../src/cli-args.js";
 import { describeError, EXIT, exitCodeFor, isGrpcError } from "../src/exit-codes.js";
 import { JobFailedError } from "../src/render-job.js";
 
@@ -54,6 +54,14 @@ describe("flag parsers", () => {
     }
     expect([sampler("DDIM"), sampler("ddpm"), sampler("")]).toEqual(["ddim", "ddpm", ""]);
     expect(usage(() => sampler("euler"))).toBe('--sampler: "euler" is not ddpm or ddim');
+  });
+
+  it("reads fractions from 0 to 1 (--strength)", () => {
+    const strength = fraction("--strength");
+    expect([strength("0"), strength("0.6"), strength(" 1 ")]).toEqual([0, 0.6, 1]);
+    for (const bad of ["1.5", "-0.1", "", "NaN", "half"]) {
+      expect(usage(() => strength(bad))).toBe(`--strength: ${JSON.stringify(bad)} is not a number from 0 to 1`);
+    }
   });
 
   it("accepts host:port and gRPC targets as addresses, and says what is wrong with others", () => {

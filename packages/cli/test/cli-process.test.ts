@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
@@ -15,8 +15,10 @@ import {
   UnclipService,
   type GenerateRequest,
   type GetJobRequest,
+  type InterpolateImagesRequest,
   type Job,
   type JobEvent,
+  type TransformImageRequest,
 } from "@unclip/protocol";
 import { runCli as unclip } from "../src/run-cli.js";
 
@@ -35,6 +37,7 @@ const event = (jobId: string, e: JobEvent["event"]) => create(JobEventSchema, { 
 
 const requests: GenerateRequest[] = [];
 const cancelled: string[] = [];
+const manipulations: (InterpolateImagesRequest | TransformImageRequest)[] = [];
 
 function gatewayStandIn(): Server {
   const server = new Server();
@@ -67,6 +70,8 @@ function gatewayStandIn(): Server {
       call.write(event(id, { case: "completed", value: job(id, JobState.SUCCEEDED, { images: [image] }) }));
       call.end();
     },
+    interpolateImages: (call: ServerWritableStream<InterpolateImagesRequest, JobEvent>) => manipulated(call),
+    transformImage: (call: ServerWritableStream<TransformImageRequest, JobEvent>) => manipulated(call),
     watchJob: (call: ServerWritableStream<GetJobRequest, JobEvent>) => {
       const id = call.request.jobId;
       if (id === "missing-job") {
@@ -79,6 +84,15 @@ function gatewayStandIn(): Server {
     },
   });
   return server;
+}
+
+/** Records the request and answers with a job that succeeds at once, without images. */
+function manipulated(call: ServerWritableStream<InterpolateImagesRequest | TransformImageRequest, JobEvent>) {
+  manipulations.push(call.request);
+  const id = `job-m${manipulations.length}`;
+  call.write(event(id, { case: "queued", value: create(QueuedSchema, { job: job(id, JobState.QUEUED), etaSeconds: 1 }) }));
+  call.write(event(id, { case: "completed", value: job(id, JobState.SUCCEEDED) }));
+  call.end();
 }
 
 let dir: string;
@@ -207,6 +221,72 @@ describe("the unclip CLI as a process", { timeout: 60_000 }, () => {
     expect((await unclip(["-a", `localhost:${tlsPort}`, "status", "job-tls"])).code).toBe(64 + status.UNAVAILABLE);
     const noKey = await unclip(["-a", `localhost:${tlsPort}`, "--cert", cacert, "status", "job-tls"]);
     expect(noKey).toMatchObject({ code: 2, stderr: expect.stringMatching(/--cert and --key go together/) });
+  });
+
+  it("interpolate and transform send the flags as InterpolateImages and TransformImage requests", async () => {
+    const [a, b] = [path.join(dir, "a.png"), path.join(dir, "b.png")];
+    await writeFile(a, PNG);
+    await writeFile(b, Buffer.from("not read by the stand-in"));
+    const out = ["-o", path.join(dir, "manipulated"), "--json"];
+    const interpolate = await unclip([
+      "-a",
+      plainAddress,
+      "interpolate",
+      a,
+      b,
+      "--frames",
+      "3",
+      "--invert",
+      "--seed",
+      "9",
+      "-s",
+      "64",
+      "--decoder-steps",
+      "4",
+      ...out,
+    ]);
+    expect(interpolate.code, interpolate.stderr).toBe(0);
+    expect(manipulations.at(-1)).toMatchObject({
+      frames: 3,
+      invertSources: true,
+      seed: 9n,
+      size: 64,
+      sampling: { decoderSteps: 4, priorSteps: 0 },
+    });
+    expect(new Uint8Array((manipulations.at(-1) as InterpolateImagesRequest).imageA)).toEqual(PNG);
+    expect((await unclip(["-a", plainAddress, "interpolate", a, b, ...out])).code).toBe(0);
+    expect(manipulations.at(-1)).toMatchObject({ frames: 8, invertSources: false, size: 1024 });
+
+    const plainTransform = await unclip(["-a", plainAddress, "transform", a, "a blue", "--from", "a red", ...out]);
+    expect(plainTransform.code, plainTransform.stderr).toBe(0);
+    const sent = manipulations.at(-1) as TransformImageRequest;
+    expect(sent).toMatchObject({ toCaption: "a blue", fromCaption: "a red", numImages: 1 });
+    // Left out, strength and invert_source stay unset so the farm applies its defaults.
+    expect([sent.strength, sent.invertSource]).toEqual([undefined, undefined]);
+    expect((await unclip(["-a", plainAddress, "transform", a, "blue", "--strength", "0.25", "--no-invert", "-n", "3", ...out])).code).toBe(
+      0,
+    );
+    expect(manipulations.at(-1)).toMatchObject({ fromCaption: "", strength: 0.25, invertSource: false, numImages: 3 });
+    expect((await unclip(["-a", plainAddress, "transform", a, "blue", "--invert", ...out])).code).toBe(0);
+    expect(manipulations.at(-1)).toMatchObject({ invertSource: true });
+
+    const sentSoFar = manipulations.length;
+    expect(await unclip(["-a", plainAddress, "interpolate", a, b, "--frames", "17"])).toMatchObject({
+      code: 2,
+      stderr: 'unclip: --frames: "17" is not a whole number from 2 to 16\n',
+    });
+    expect(await unclip(["-a", plainAddress, "transform", a, "blue", "--strength", "1.5"])).toMatchObject({
+      code: 2,
+      stderr: 'unclip: --strength: "1.5" is not a number from 0 to 1\n',
+    });
+    expect(await unclip(["-a", plainAddress, "transform", path.join(dir, "missing.png"), "blue"])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^unclip: cannot read .*missing\.png: ENOENT/),
+    });
+    expect((await unclip(["-a", plainAddress, "interpolate", a, b, "--prior-steps", "5"])).stderr).toMatch(
+      /unknown option '--prior-steps'/,
+    );
+    expect(manipulations.length).toBe(sentSoFar);
   });
 
   it("refuses bad flags with exit 2 and a message that names the flag", async () => {

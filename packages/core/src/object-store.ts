@@ -8,7 +8,7 @@ import { FarmError } from "./errors.js";
 
 /** Deterministic keys: a redelivered task overwrites its output, never duplicates it. */
 export const renderKey = (jobId: string, index: number, size: number): string => `renders/${jobId}/${index}/${size}.png`;
-export const inputKey = (jobId: string, name: "source" | "mask"): string => `inputs/${jobId}/${name}.png`;
+export const inputKey = (jobId: string, name: "source" | "source-b" | "mask"): string => `inputs/${jobId}/${name}.png`;
 
 /**
  * The abort signal of the object-store call in progress. minio takes no signal of its own, so the transport below

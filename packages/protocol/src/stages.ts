@@ -10,6 +10,8 @@ const pools: Record<Stage, Pool | undefined> = {
   [Stage.DECODER]: "decoder",
   [Stage.UPSCALE_256]: "upscale",
   [Stage.UPSCALE_1024]: "upscale",
+  [Stage.INTERPOLATE_EMBED]: "prior",
+  [Stage.TEXT_DIFF]: "prior",
 };
 
 export function stagePool(stage: Stage): Pool {

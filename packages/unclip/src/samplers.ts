@@ -159,3 +159,48 @@ export class DDIMSampler extends BaseSampler {
     return sample;
   }
 }
+
+/**
+ * DDIM inversion (η = 0): DDIMSampler's update run backwards, from a clean sample x0 to the x_T that DDIMSampler with
+ * the same number of steps decodes back to it (docs/architecture.md §11, "Image manipulations"). The timesteps ascend,
+ * τ_0 … τ_{n−1}, so a decode and an inversion of n steps make the same n model calls in opposite order. Step k moves
+ * the sample from the level of τ_{k−1} (ᾱ = 1 before the first step) to τ_k, with the model evaluated at the target τ_k
+ * on the current sample, as diffusers' DDIMInverseScheduler does: the result is exact to the extent that the model's
+ * ε̂ at the current sample equals the one at the sample it is looking for. An x̂0-predicting model's output is turned
+ * into the ε̂ it implies at its own input (x, τ_k) first, which keeps the step well conditioned near ᾱ = 1 (ε̂ derived
+ * at the lower level would divide the model's error by √(1 − ᾱ), 0.006 at τ = 0). x̂0 is not clamped on the way up.
+ */
+export class DDIMInverseSampler extends BaseSampler {
+  needsNoise(): boolean {
+    return false;
+  }
+
+  override setTimesteps(n: number): void {
+    this.timesteps = respacedTimesteps(n, this.scheduler.trainTimesteps).reverse();
+  }
+
+  step(modelOutput: Float32Array, t: number, index: number, sample: Float32Array): Float32Array {
+    const stride = this.outputStride(modelOutput, sample);
+    if (this.timesteps[index] !== t) throw new RangeError(`timestep ${t} is not timesteps[${index}] (${this.timesteps[index]})`);
+    const alphaFrom = index > 0 ? this.alphasCumprod[this.timesteps[index - 1]] : 1;
+    const alphaTo = this.alphasCumprod[t];
+    const sqrtAlphaFrom = Math.sqrt(alphaFrom);
+    const sqrtOneMinusAlphaFrom = Math.sqrt(1 - alphaFrom);
+    const sqrtAlphaTo = Math.sqrt(alphaTo);
+    const sqrtOneMinusAlphaTo = Math.sqrt(1 - alphaTo);
+    const epsilon = this.scheduler.prediction === "epsilon";
+    const items = sample.length / this.itemSize;
+    for (let b = 0; b < items; b++) {
+      const out = b * stride;
+      const base = b * this.itemSize;
+      for (let j = 0; j < this.itemSize; j++) {
+        const x = sample[base + j];
+        const prediction = modelOutput[out + j];
+        const eps = epsilon ? prediction : (x - sqrtAlphaTo * prediction) / sqrtOneMinusAlphaTo;
+        const x0 = (x - sqrtOneMinusAlphaFrom * eps) / sqrtAlphaFrom;
+        sample[base + j] = sqrtAlphaTo * x0 + sqrtOneMinusAlphaTo * eps;
+      }
+    }
+    return sample;
+  }
+}

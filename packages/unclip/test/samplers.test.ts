@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { SchedulerSection } from "../src/manifest.js";
-import { createSampler, DDIMSampler, DDPMSampler } from "../src/samplers.js";
+import { createSampler, DDIMInverseSampler, DDIMSampler, DDPMSampler } from "../src/samplers.js";
 
 // Reference numbers: /usr/bin/python3 test/reference/sampler_ref.py (numpy, float64, the formulas of docs/architecture.md §11
 // written out independently of this code; inputs are float32-representable).
@@ -76,5 +76,34 @@ describe("DDIMSampler", () => {
     const sampler = createSampler("ddim", priorScheduler, 2);
     sampler.setTimesteps(1);
     expectClose(sampler.step(Float32Array.of(11, -3), 999, 0, Float32Array.of(0, 0)), [10, -3]);
+  });
+});
+
+describe("DDIMInverseSampler", () => {
+  it("walks the timesteps upwards and refuses a wrong one", () => {
+    const sampler = new DDIMInverseSampler(decoderScheduler, 2);
+    sampler.setTimesteps(7);
+    expect(sampler.timesteps).toEqual([0, 166, 333, 500, 666, 832, 999]);
+    expect(sampler.needsNoise()).toBe(false);
+    expect(() => sampler.step(new Float32Array(4), 166, 0, new Float32Array(2))).toThrow(/timestep/);
+  });
+
+  it("is undone by DDIMSampler when the model's ε does not change along the way", () => {
+    // With an ε prediction that is the same at every sample and timestep, each inverse step is the exact inverse of
+    // a DDIM step: inverting 10 steps then decoding 10 gives back the start, up to float32 rounding amplified by
+    // 1/√ᾱ at the noisiest step.
+    const x0 = Float32Array.of(0.5, -0.25, 0.9, -0.8);
+    const eps = Float32Array.of(0.3, -1.2, 0.7, 0.1);
+    const output = Float32Array.from([...eps, 0, 0, 0, 0]);
+    const inverse = new DDIMInverseSampler(decoderScheduler, 4);
+    const forward = new DDIMSampler(decoderScheduler, 4);
+    inverse.setTimesteps(10);
+    forward.setTimesteps(10);
+    const x = Float32Array.from(x0);
+    inverse.timesteps.forEach((t, k) => inverse.step(output, t, k, x));
+    // At τ = 999 almost nothing of x0 is left (√ᾱ ≈ 5e-5): the latent is the noise.
+    x.forEach((v, i) => expect(Math.abs(v - eps[i])).toBeLessThan(1e-4));
+    forward.timesteps.forEach((t, k) => forward.step(output, t, k, x));
+    x.forEach((v, i) => expect(Math.abs(v - x0[i])).toBeLessThan(1e-3));
   });
 });

@@ -11,9 +11,9 @@ import {
   StageTaskSchema,
   type Job,
   type StageTask,
+  JobKind,
   Lane,
   Stage,
-  type JobKind,
 } from "@unclip/protocol";
 import { faultPoint, inputKey, isTerminal, JobStore, taskSubject, type FarmConnection, type ObjectStore } from "@unclip/core";
 import type { AdmissionGate, JobWork } from "./admission-gate.js";
@@ -30,10 +30,22 @@ export interface Admission {
   route: Stage[];
   source?: Uint8Array;
   mask?: Uint8Array;
+  /** What InterpolateImages and TransformImage add to a job (JobParams). */
+  manipulation?: Manipulation;
   /** Interactive (default) or batch: the lane of every pool the job's tasks travel in. */
   lane?: Lane;
   /** The tenant that owns the job ("" on an open farm). */
   tenant?: string;
+}
+
+export interface Manipulation {
+  /** An interpolation's second source (the first is `source`). */
+  sourceB?: Uint8Array;
+  /** Start from the DDIM inversion of the source(s). */
+  invertSources: boolean;
+  /** A transform's from_caption (`prompt` holds to_caption) and strength, defaults applied. */
+  fromPrompt?: string;
+  strength?: number;
 }
 
 /**
@@ -75,15 +87,20 @@ export class JobAdmission {
     }
   }
 
-  /** The job's tasks and worker-seconds per pool: images × stages, each stage at its measured rate and steps. */
+  /**
+   * The job's tasks and worker-seconds per pool: images × stages, each stage at its measured rate and steps. A DDIM
+   * inversion costs the decoder about one image's decoding, once per source and job (its frames share it).
+   */
   private work(a: Admission): JobWork {
     const work: JobWork = new Map();
     const { numImages, sampling } = a.params;
+    const inversions = a.manipulation?.invertSources ? (a.manipulation.sourceB ? 2 : 1) : 0;
     for (const stage of a.route) {
       const steps = stage === Stage.PRIOR ? sampling.priorSteps : stage === Stage.DECODER ? sampling.decoderSteps : 0;
+      const runs = stage === Stage.DECODER ? numImages + inversions : numImages;
       const pool = stagePool(stage);
       const w = work.get(pool) ?? { tasks: 0, seconds: 0 };
-      work.set(pool, { tasks: w.tasks + numImages, seconds: w.seconds + numImages * this.rates.taskSeconds(stage, steps) });
+      work.set(pool, { tasks: w.tasks + numImages, seconds: w.seconds + runs * this.rates.taskSeconds(stage, steps) });
     }
     return work;
   }
@@ -106,6 +123,14 @@ export class JobAdmission {
     if (a.mask) {
       params.maskKey = inputKey(jobId, "mask");
       await this.store.put(params.maskKey, a.mask, "application/octet-stream");
+    }
+    if (a.manipulation) {
+      const { sourceB, invertSources, fromPrompt, strength } = a.manipulation;
+      Object.assign(params, { invertSources, fromPrompt: fromPrompt ?? "", strength: strength ?? 0 });
+      if (sourceB) {
+        params.sourceBKey = inputKey(jobId, "source-b");
+        await this.store.put(params.sourceBKey, sourceB, "application/octet-stream");
+      }
     }
     const job = create(JobSchema, {
       jobId,
@@ -161,7 +186,8 @@ export async function publishTasks(conn: FarmConnection, template: StageTask): P
     const task = create(StageTaskSchema, {
       ...template,
       index,
-      seed: BigInt.asUintN(64, template.seed + BigInt(index)),
+      // An interpolation's frames share one starting noise; other jobs' image i uses seed + i.
+      seed: template.params?.kind === JobKind.INTERPOLATE ? template.seed : BigInt.asUintN(64, template.seed + BigInt(index)),
       enqueuedAtMs: BigInt(Date.now()),
     });
     await conn.js.publish(taskSubject(stagePool(first), task.lane), toBinary(StageTaskSchema, task), {

@@ -30,3 +30,14 @@ export function checkPromptTokens(prompt: string, field: string): void {
     throw FarmError.invalid(`${field} is ${err.tokens} tokens; this model reads at most ${err.maxLength}. Shorten it.`);
   }
 }
+
+/**
+ * Whether two captions give the text encoder the same input (the same token ids: "Red" and "red" under a lowercasing
+ * tokenizer), so that their text embeddings cannot differ. Without a tokenizer, whether they are the same text.
+ */
+export function readTheSame(a: string, b: string): boolean {
+  if (!tokenizer) return a === b;
+  const { inputIds, length } = tokenizer.encode([a, b]);
+  for (let i = 0; i < length; i++) if (inputIds[i] !== inputIds[length + i]) return false;
+  return true;
+}

@@ -103,6 +103,55 @@ export function validateCommon(
   };
 }
 
+/** A caption that may be left empty (TransformImage's from_caption): "" when it holds only invisible characters. */
+export function validateOptionalPrompt(prompt: string, field: string): string {
+  if (!prompt.includes("\uFFFD") && prompt.trim().replace(INVISIBLE, "").length === 0) return "";
+  return validatePrompt(prompt, field);
+}
+
+export const MIN_FRAMES = 2;
+export const MAX_FRAMES = 16;
+export const DEFAULT_FRAMES = 8;
+
+/** An interpolation's frame count (0 = the default): each frame is one image of the job. */
+export function validateFrames(frames: number): number {
+  const n = frames === 0 ? DEFAULT_FRAMES : frames;
+  if (n < MIN_FRAMES || n > MAX_FRAMES) {
+    throw FarmError.invalid(`frames is ${n}; an interpolation has ${MIN_FRAMES} to ${MAX_FRAMES} frames (0 = ${DEFAULT_FRAMES})`);
+  }
+  return n;
+}
+
+/**
+ * The sampling options an interpolation or transform may set: decoder steps and guidance. It runs no prior (its
+ * embeddings come from the CLIP encoders) and always decodes with DDIM, so asking otherwise is refused, not ignored.
+ */
+export function validateManipulationSampling(sampling: SamplingOptions | undefined, what: string): void {
+  if (sampling?.priorSteps) {
+    throw FarmError.invalid(
+      `prior_steps is ${sampling.priorSteps}, but ${what} run no prior (the CLIP encoders give their embeddings): leave it 0`,
+    );
+  }
+  if (sampling?.priorGuidance) {
+    throw FarmError.invalid(
+      `prior_guidance is ${sampling.priorGuidance}, but ${what} run no prior (the CLIP encoders give their embeddings): leave it 0`,
+    );
+  }
+  const sampler = (sampling?.sampler ?? "").toLowerCase();
+  if (sampler !== "" && sampler !== "ddim") {
+    throw FarmError.invalid(
+      `sampler "${sampling?.sampler}" cannot decode ${what}: they use DDIM (eta 0) only; leave it empty or set "ddim"`,
+    );
+  }
+}
+
+/** A transform's strength, the slerp fraction towards the text diff: 0 to 1, unset = `fallback`. */
+export function validateStrength(strength: number | undefined, fallback: number): number {
+  if (strength === undefined) return fallback;
+  if (!(strength >= 0 && strength <= 1)) throw FarmError.invalid(`strength is ${strength}; use 0 to 1 (unset = ${fallback})`);
+  return strength;
+}
+
 /** Two full-size uploads decode at once (an edit's image and mask); more wait their turn. */
 const decodeBudget = new PixelBudget(2 * MAX_UPLOAD_PIXELS);
 

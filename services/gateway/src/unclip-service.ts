@@ -12,10 +12,12 @@ import {
   CreateVariationsRequestSchema,
   EditImageRequestSchema,
   GenerateRequestSchema,
+  InterpolateImagesRequestSchema,
   JobEventSchema,
   JobKind,
   JobState,
   QueuedSchema,
+  TransformImageRequestSchema,
   type CancelBatchRequest,
   type CancelJobRequest,
   type GetBatchRequest,
@@ -35,7 +37,7 @@ import type { JobAdmission, Admission } from "./job-admission.js";
 import { cancelJob } from "./job-cancel.js";
 import { clientGone } from "./call-cancellation.js";
 import { followJob, withImageUrls } from "./job-events.js";
-import { prepareEdit, prepareGenerate, prepareVariations } from "./job-requests.js";
+import { prepareEdit, prepareGenerate, prepareInterpolate, prepareTransform, prepareVariations } from "./job-requests.js";
 import { sha256, type RequestLedger } from "./request-ledger.js";
 import { defaultUrlTtl, validateJobId, validateRequestId } from "./request-validation.js";
 import type { Caller, TenantAuth } from "./tenant-auth.js";
@@ -163,6 +165,8 @@ export function unclipService(
     generate: streamJob("Generate", GenerateRequestSchema, prepareGenerate),
     createVariations: streamJob("CreateVariations", CreateVariationsRequestSchema, prepareVariations),
     editImage: streamJob("EditImage", EditImageRequestSchema, prepareEdit),
+    interpolateImages: streamJob("InterpolateImages", InterpolateImagesRequestSchema, prepareInterpolate),
+    transformImage: streamJob("TransformImage", TransformImageRequestSchema, prepareTransform),
 
     watchJob: async (call: ServerWritableStream<GetJobRequest, JobEvent>) => {
       const closed = clientGone(call);

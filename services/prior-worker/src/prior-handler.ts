@@ -2,12 +2,17 @@ import { FarmError, type StageHandler, type StageOutput, type TaskContext, type 
 import { encodeTensor, Stage, type StageTask } from "@unclip/protocol";
 import { ImageToEmbedding, PromptTooLongError, TextToEmbedding, type Bundle } from "@unclip/unclip";
 import { decodeImage, ImageInputError } from "@unclip/unclip/image";
+import { manipulationEmbeddings } from "./manipulation-embeddings.js";
 
-/** prior-worker: text → CLIP image embedding (CLIP text encoder + diffusion prior), and image → embedding (variations). */
+/**
+ * prior-worker: text → CLIP image embedding (CLIP text encoder + diffusion prior), image → embedding (variations), and
+ * the embeddings of the image manipulations (interpolations, text diffs).
+ */
 export function priorHandler(bundle: Bundle, store: ObjectStore): StageHandler & { close(): Promise<void> } {
   const prior = bundle.manifest.prior!;
   const textToEmbedding = new TextToEmbedding(bundle);
   const imageToEmbedding = bundle.sessions.imageEncoder ? new ImageToEmbedding(bundle) : undefined;
+  const manipulations = manipulationEmbeddings(bundle, store);
   const settings = (task: StageTask) => ({
     steps: task.params!.priorSteps || prior.defaultSteps,
     guidance: task.params!.priorGuidance || prior.defaultGuidance,
@@ -19,9 +24,29 @@ export function priorHandler(bundle: Bundle, store: ObjectStore): StageHandler &
     bundle: bundle.id,
     executionProvider: bundle.executionProvider,
     defaultSteps: { [Stage.PRIOR]: prior.defaultSteps },
-    batchKey: (task) => (task.route[0] === Stage.IMAGE_ENCODE ? "encode" : JSON.stringify(settings(task))),
+    batchKey: (task) => {
+      switch (task.route[0]) {
+        case Stage.IMAGE_ENCODE:
+          return "encode";
+        case Stage.INTERPOLATE_EMBED:
+          return "interpolate";
+        case Stage.TEXT_DIFF:
+          return "text-diff";
+        default:
+          return JSON.stringify(settings(task));
+      }
+    },
     async run(batch, signal) {
-      return batch[0]!.stage === Stage.IMAGE_ENCODE ? encodeImages(batch) : runPrior(batch, signal);
+      switch (batch[0]!.stage) {
+        case Stage.IMAGE_ENCODE:
+          return encodeImages(batch);
+        case Stage.INTERPOLATE_EMBED:
+          return manipulations.interpolate(batch);
+        case Stage.TEXT_DIFF:
+          return manipulations.textDiff(batch);
+        default:
+          return runPrior(batch, signal);
+      }
     },
     close: () => bundle.release(),
   };

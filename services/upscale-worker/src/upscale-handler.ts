@@ -26,7 +26,9 @@ export function upscaleHandler(
   configured: Partial<UpscaleSettings>,
 ): StageHandler & { close(): Promise<void> } {
   const routes = new UpscalerRoutes(Array.isArray(upscalers) ? upscalers : [upscalers as Upscaler]);
-  const settingsOf = (upscaler: Upscaler): UpscaleSettings => ({ ...DEFAULT_SETTINGS, ...upscaler.settings, ...configured });
+  // A setting the worker leaves unset (undefined) must not hide the bundle's own or the built-in one.
+  const set = Object.fromEntries(Object.entries(configured).filter(([, v]) => v !== undefined)) as Partial<UpscaleSettings>;
+  const settingsOf = (upscaler: Upscaler): UpscaleSettings => ({ ...DEFAULT_SETTINGS, ...upscaler.settings, ...set });
   return {
     pool: "upscale",
     bundle: routes.upscalers.map((u) => u.bundle).join(","),

@@ -54,3 +54,17 @@ describe("upscaleHandler's inputs", () => {
     expect(late).toBe(timeout);
   });
 });
+
+describe("upscaleHandler's settings", () => {
+  it("keeps the bundle's own and the built-in settings where the worker's configuration leaves one unset", async () => {
+    const png = await encodePng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 3).fill(90) });
+    const handler = upscaleHandler(upscaler, storeOf({ "renders/j/0/64.png": png }), {
+      tileSize: undefined,
+      overlap: undefined,
+      backProjection: undefined,
+    });
+    const [out] = await handler.run([task("renders/j/0/64.png")], new AbortController().signal);
+    expect(out).not.toBeInstanceOf(Error);
+    expect(out).toMatchObject({ bundle: upscaler.bundle });
+  });
+});

@@ -74,6 +74,9 @@ describe("a client with nothing but the server", () => {
     expect(text).toContain("farm/v1/api.proto");
     expect(text).toContain("UnclipService");
     expect(text).toContain("GenerateRequest");
+    // The image manipulations, with their requests.
+    for (const name of ["InterpolateImages", "InterpolateImagesRequest", "TransformImage", "TransformImageRequest"])
+      expect(text).toContain(name);
     client.close();
   });
 

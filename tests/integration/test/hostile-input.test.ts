@@ -8,14 +8,18 @@ import {
   BatchState,
   CreateVariationsRequestSchema,
   EditImageRequestSchema,
+  InterpolateImagesRequestSchema,
   JobState,
   OutputOptionsSchema,
   SamplingOptionsSchema,
   SubmitBatchRequestSchema,
+  TransformImageRequestSchema,
   type BatchItem,
   type CreateVariationsRequest,
   type EditImageRequest,
+  type InterpolateImagesRequest,
   type Job,
+  type TransformImageRequest,
 } from "@unclip/protocol";
 import { collect, generateRequest, startTestFarm, terminal } from "./farm-fixture.js";
 import { hostileImages, noisePng, type HostileImages } from "./hostile-images.js";
@@ -66,6 +70,20 @@ const edit =
   (prompt: string, image: () => Uint8Array, mask: () => Uint8Array, fields: Partial<Omit<EditImageRequest, "$typeName">> = {}) =>
   (c: UnclipClient) =>
     collect(c.editImage(create(EditImageRequestSchema, { prompt, image: image(), mask: mask(), size: 64, seed: 1n, ...fields })));
+const interpolate =
+  (a: () => Uint8Array, b: () => Uint8Array, fields: Partial<Omit<InterpolateImagesRequest, "$typeName">> = {}) =>
+  (c: UnclipClient) =>
+    collect(
+      c.interpolateImages(create(InterpolateImagesRequestSchema, { imageA: a(), imageB: b(), frames: 2, size: 64, seed: 1n, ...fields })),
+    );
+const transform =
+  (to: string, from: string, image: () => Uint8Array, fields: Partial<Omit<TransformImageRequest, "$typeName">> = {}) =>
+  (c: UnclipClient) =>
+    collect(
+      c.transformImage(
+        create(TransformImageRequestSchema, { toCaption: to, fromCaption: from, image: image(), size: 64, seed: 1n, ...fields }),
+      ),
+    );
 const item = (customId: string, prompt = "a red circle"): BatchItem =>
   create(BatchItemSchema, { customId, request: { case: "generate", value: generateRequest(prompt) } });
 const submit =
@@ -185,6 +203,32 @@ const CORPUS: BadRequest[] = [
   { name: "edit: bomb as the image", call: edit("a cat", () => img.header20000, () => img.png), code: status.INVALID_ARGUMENT, message: /^image is 20000x20000 px/ },
   { name: "edit: bomb as the mask", call: edit("a cat", () => img.png, () => img.bomb8192), code: status.INVALID_ARGUMENT, message: /^mask is 8192x8192 px/ },
   { name: "edit: 17 MiB mask", call: edit("a cat", () => img.png, sized(17 * MiB)), code: status.INVALID_ARGUMENT, message: /^mask is 17825792 bytes/ },
+  // InterpolateImages
+  { name: "interpolate: no image_b", call: interpolate(() => img.png, () => new Uint8Array(0)), code: status.INVALID_ARGUMENT, message: /^image_b is empty: upload a PNG or JPEG image$/ },
+  { name: "interpolate: damaged image_a", call: interpolate(() => img.corruptIdat, () => img.png), code: status.INVALID_ARGUMENT, message: /^image_a is a damaged PNG/ },
+  { name: "interpolate: bomb as image_b", call: interpolate(() => img.png, () => img.header20000), code: status.INVALID_ARGUMENT, message: /^image_b is 20000x20000 px/ },
+  { name: "interpolate: WebP image_a", call: interpolate(() => img.webp, () => img.png), code: status.INVALID_ARGUMENT, message: /^image_a is webp; upload a PNG or JPEG$/ },
+  { name: "interpolate: 1 frame", call: interpolate(() => img.png, () => img.png, { frames: 1 }), code: status.INVALID_ARGUMENT, message: /^frames is 1; an interpolation has 2 to 16 frames \(0 = 8\)$/ },
+  { name: "interpolate: 17 frames", call: interpolate(() => img.png, () => img.png, { frames: 17 }), code: status.INVALID_ARGUMENT, message: /^frames is 17; an interpolation has 2 to 16 frames/ },
+  { name: "interpolate: frames 2^32-1", call: interpolate(() => img.png, () => img.png, { frames: 2 ** 32 - 1 }), code: status.INVALID_ARGUMENT, message: /^frames is 4294967295/ },
+  { name: "interpolate: size 2048", call: interpolate(() => img.png, () => img.png, { size: 2048 }), code: status.INVALID_ARGUMENT, message: /^size 2048 is not offered/ },
+  { name: "interpolate: sampler ddpm", call: interpolate(() => img.png, () => img.png, { sampling: create(SamplingOptionsSchema, { sampler: "ddpm" }) }), code: status.INVALID_ARGUMENT, message: /^sampler "ddpm" cannot decode interpolations: they use DDIM \(eta 0\) only/ },
+  { name: "interpolate: prior_steps set", call: interpolate(() => img.png, () => img.png, { sampling: sampling({}) }), code: status.INVALID_ARGUMENT, message: /^prior_steps is 6, but interpolations run no prior/ },
+  { name: "interpolate: decoder_guidance 51", call: interpolate(() => img.png, () => img.png, { sampling: create(SamplingOptionsSchema, { decoderGuidance: 51 }) }), code: status.INVALID_ARGUMENT, message: /^decoder_guidance is 51/ },
+  // TransformImage
+  { name: "transform: empty to_caption", call: transform("", "red", () => img.png), code: status.INVALID_ARGUMENT, message: /^to_caption is empty/ },
+  { name: "transform: to_caption over the token limit", call: transform(words(17), "", () => img.png), code: status.INVALID_ARGUMENT, message: /^to_caption is 17 tokens; this model reads at most 16/ },
+  { name: "transform: from_caption with a NUL", call: transform("blue", "re\u0000d", () => img.png), code: status.INVALID_ARGUMENT, message: /^from_caption contains control characters$/ },
+  { name: "transform: the same captions", call: transform("red", "red", () => img.png), code: status.INVALID_ARGUMENT, message: /^to_caption "red" and from_caption "red" read the same to the model, so there is no change to make/ },
+  { name: "transform: captions that differ only in case", call: transform("Red", " red ", () => img.png), code: status.INVALID_ARGUMENT, message: /^to_caption "Red" and from_caption "red" read the same to the model/ },
+  { name: "transform: strength 1.5", call: transform("blue", "red", () => img.png, { strength: 1.5 }), code: status.INVALID_ARGUMENT, message: /^strength is 1.5; use 0 to 1 \(unset = 0.6\)$/ },
+  { name: "transform: strength -0.25", call: transform("blue", "red", () => img.png, { strength: -0.25 }), code: status.INVALID_ARGUMENT, message: /^strength is -0.25; use 0 to 1/ },
+  { name: "transform: strength NaN", call: transform("blue", "red", () => img.png, { strength: Number.NaN }), code: status.INVALID_ARGUMENT, message: /^strength is NaN; use 0 to 1/ },
+  { name: "transform: no image", call: transform("blue", "red", () => new Uint8Array(0)), code: status.INVALID_ARGUMENT, message: /^image is empty: upload a PNG or JPEG image$/ },
+  { name: "transform: GIF", call: transform("blue", "red", () => img.gif), code: status.INVALID_ARGUMENT, message: /^image is gif; upload a PNG or JPEG$/ },
+  { name: "transform: num_images 9", call: transform("blue", "red", () => img.png, { numImages: 9 }), code: status.INVALID_ARGUMENT, message: /^num_images is 9; ask for 1 to 8 images$/ },
+  { name: "transform: 2 images from one inversion", call: transform("blue", "red", () => img.png, { numImages: 2, invertSource: true }), code: status.INVALID_ARGUMENT, message: /^num_images is 2, but with invert_source every image starts from the same inverted latent/ },
+  { name: "transform: prior_guidance set", call: transform("blue", "red", () => img.png, { sampling: create(SamplingOptionsSchema, { priorGuidance: 2 }) }), code: status.INVALID_ARGUMENT, message: /^prior_guidance is 2, but transforms run no prior/ },
   // GetJob, WatchJob, CancelJob
   { name: "GetJob: empty id", call: (c) => c.getJob(""), code: status.INVALID_ARGUMENT, message: /^job_id is empty$/ },
   { name: "GetJob: path traversal", call: (c) => c.getJob("../../etc/passwd"), code: status.INVALID_ARGUMENT, message: /^job_id "\.\.\/\.\.\/etc\/passwd" is not a job id of this farm$/ },

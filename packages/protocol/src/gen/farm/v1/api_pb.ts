@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file farm/v1/api.proto.
  */
 export const file_farm_v1_api: GenFile = /*@__PURE__*/
-  fileDesc("ChFmYXJtL3YxL2FwaS5wcm90bxIHZmFybS52MSKAAQoPU2FtcGxpbmdPcHRpb25zEhMKC3ByaW9yX3N0ZXBzGAEgASgNEhUKDWRlY29kZXJfc3RlcHMYAiABKA0SFgoOcHJpb3JfZ3VpZGFuY2UYAyABKAISGAoQZGVjb2Rlcl9ndWlkYW5jZRgEIAEoAhIPCgdzYW1wbGVyGAUgASgJIj8KDU91dHB1dE9wdGlvbnMSFQoNaW5jbHVkZV9ieXRlcxgBIAEoCBIXCg91cmxfdHRsX3NlY29uZHMYAiABKA0iuQEKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSEgoKbnVtX2ltYWdlcxgCIAEoDRIMCgRzaXplGAMgASgNEgwKBHNlZWQYBCABKAQSKgoIc2FtcGxpbmcYBSABKAsyGC5mYXJtLnYxLlNhbXBsaW5nT3B0aW9ucxImCgZvdXRwdXQYBiABKAsyFi5mYXJtLnYxLk91dHB1dE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgHIAEoCSLAAQoXQ3JlYXRlVmFyaWF0aW9uc1JlcXVlc3QSDQoFaW1hZ2UYASABKAwSEgoKbnVtX2ltYWdlcxgCIAEoDRIMCgRzaXplGAMgASgNEgwKBHNlZWQYBCABKAQSKgoIc2FtcGxpbmcYBSABKAsyGC5mYXJtLnYxLlNhbXBsaW5nT3B0aW9ucxImCgZvdXRwdXQYBiABKAsyFi5mYXJtLnYxLk91dHB1dE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgHIAEoCSLXAQoQRWRpdEltYWdlUmVxdWVzdBINCgVpbWFnZRgBIAEoDBIMCgRtYXNrGAIgASgMEg4KBnByb21wdBgDIAEoCRISCgpudW1faW1hZ2VzGAQgASgNEgwKBHNpemUYBSABKA0SDAoEc2VlZBgGIAEoBBIqCghzYW1wbGluZxgHIAEoCzIYLmZhcm0udjEuU2FtcGxpbmdPcHRpb25zEiYKBm91dHB1dBgIIAEoCzIWLmZhcm0udjEuT3V0cHV0T3B0aW9ucxISCgpyZXF1ZXN0X2lkGAkgASgJIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiIKEENhbmNlbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIlwKCEltYWdlUmVmEg0KBWluZGV4GAEgASgNEgwKBHNpemUYAiABKA0SCwoDa2V5GAMgASgJEgsKA3VybBgEIAEoCRIMCgRzZWVkGAUgASgEEgsKA3BuZxgGIAEoDCJzCgtTdGFnZVRpbWluZxIdCgVzdGFnZRgBIAEoDjIOLmZhcm0udjEuU3RhZ2USDQoFaW5kZXgYAiABKA0SDwoHc2Vjb25kcxgDIAEoARIVCg1xdWV1ZV9zZWNvbmRzGAQgASgBEg4KBndvcmtlchgFIAEoCSLVAgoDSm9iEg4KBmpvYl9pZBgBIAEoCRIeCgRraW5kGAIgASgOMhAuZmFybS52MS5Kb2JLaW5kEiAKBXN0YXRlGAMgASgOMhEuZmFybS52MS5Kb2JTdGF0ZRIOCgZwcm9tcHQYBCABKAkSEgoKbnVtX2ltYWdlcxgFIAEoDRIMCgRzaXplGAYgASgNEgwKBHNlZWQYByABKAQSIQoGaW1hZ2VzGAggAygLMhEuZmFybS52MS5JbWFnZVJlZhINCgVlcnJvchgJIAEoCRIVCg1jcmVhdGVkX2F0X21zGAogASgDEhUKDXVwZGF0ZWRfYXRfbXMYCyABKAMSJQoHdGltaW5ncxgMIAMoCzIULmZhcm0udjEuU3RhZ2VUaW1pbmcSDwoHYnVuZGxlcxgNIAMoCRIUCgxxdWV1ZWRfYXRfbXMYDiABKAMSDgoGdGVuYW50GA8gASgJIo4DCghKb2JFdmVudBIOCgZqb2JfaWQYASABKAkSDQoFYXRfbXMYAiABKAMSIQoGcXVldWVkGAogASgLMg8uZmFybS52MS5RdWV1ZWRIABIuCg1zdGFnZV9zdGFydGVkGAsgASgLMhUuZmFybS52MS5TdGFnZVN0YXJ0ZWRIABIlCgRzdGVwGAwgASgLMhUuZmFybS52MS5TdGVwUHJvZ3Jlc3NIABIwCg5zdGFnZV9maW5pc2hlZBgNIAEoCzIWLmZhcm0udjEuU3RhZ2VGaW5pc2hlZEgAEiQKB3ByZXZpZXcYDiABKAsyES5mYXJtLnYxLkltYWdlUmVmSAASIgoFaW1hZ2UYDyABKAsyES5mYXJtLnYxLkltYWdlUmVmSAASIQoJY29tcGxldGVkGBAgASgLMgwuZmFybS52MS5Kb2JIABIeCgZmYWlsZWQYESABKAsyDC5mYXJtLnYxLkpvYkgAEiEKCWNhbmNlbGxlZBgSIAEoCzIMLmZhcm0udjEuSm9iSABCBwoFZXZlbnQiOAoGUXVldWVkEhkKA2pvYhgBIAEoCzIMLmZhcm0udjEuSm9iEhMKC2V0YV9zZWNvbmRzGAIgASgBIl0KDFN0YWdlU3RhcnRlZBIdCgVzdGFnZRgBIAEoDjIOLmZhcm0udjEuU3RhZ2USDQoFaW5kZXgYAiABKA0SDgoGd29ya2VyGAMgASgJEg8KB2F0dGVtcHQYBCABKA0iWQoMU3RlcFByb2dyZXNzEh0KBXN0YWdlGAEgASgOMg4uZmFybS52MS5TdGFnZRINCgVpbmRleBgCIAEoDRIMCgRzdGVwGAMgASgNEg0KBXRvdGFsGAQgASgNIlgKDVN0YWdlRmluaXNoZWQSJAoGdGltaW5nGAEgASgLMhQuZmFybS52MS5TdGFnZVRpbWluZxIhCgZvdXRwdXQYAiABKAsyES5mYXJtLnYxLkltYWdlUmVmIl8KElN1Ym1pdEJhdGNoUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCRIhCgVpdGVtcxgCIAMoCzISLmZhcm0udjEuQmF0Y2hJdGVtEhQKDG1hbmlmZXN0X2tleRgDIAEoCSK6AQoJQmF0Y2hJdGVtEhEKCWN1c3RvbV9pZBgBIAEoCRIsCghnZW5lcmF0ZRgCIAEoCzIYLmZhcm0udjEuR2VuZXJhdGVSZXF1ZXN0SAASNgoKdmFyaWF0aW9ucxgDIAEoCzIgLmZhcm0udjEuQ3JlYXRlVmFyaWF0aW9uc1JlcXVlc3RIABIpCgRlZGl0GAQgASgLMhkuZmFybS52MS5FZGl0SW1hZ2VSZXF1ZXN0SABCCQoHcmVxdWVzdCL+AQoFQmF0Y2gSEAoIYmF0Y2hfaWQYASABKAkSIgoFc3RhdGUYAiABKA4yEy5mYXJtLnYxLkJhdGNoU3RhdGUSDQoFdG90YWwYAyABKA0SEQoJc3VjY2VlZGVkGAQgASgNEg4KBmZhaWxlZBgFIAEoDRIRCgljYW5jZWxsZWQYBiABKA0SEwoLcmVzdWx0c19rZXkYByABKAkSEwoLcmVzdWx0c191cmwYCCABKAkSFQoNY3JlYXRlZF9hdF9tcxgJIAEoAxIVCg11cGRhdGVkX2F0X21zGAogASgDEhMKC2V0YV9zZWNvbmRzGAsgASgBEg0KBWVycm9yGAwgASgJIiMKD0dldEJhdGNoUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCSJQChVMaXN0QmF0Y2hJdGVtc1JlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiWgoWTGlzdEJhdGNoSXRlbXNSZXNwb25zZRInCgVpdGVtcxgBIAMoCzIYLmZhcm0udjEuQmF0Y2hJdGVtUmVzdWx0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKIAQoPQmF0Y2hJdGVtUmVzdWx0EhEKCWN1c3RvbV9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSIAoFc3RhdGUYAyABKA4yES5mYXJtLnYxLkpvYlN0YXRlEiEKBmltYWdlcxgEIAMoCzIRLmZhcm0udjEuSW1hZ2VSZWYSDQoFZXJyb3IYBSABKAkiJgoSQ2FuY2VsQmF0Y2hSZXF1ZXN0EhAKCGJhdGNoX2lkGAEgASgJKmYKB0pvYktpbmQSGAoUSk9CX0tJTkRfVU5TUEVDSUZJRUQQABIVChFKT0JfS0lORF9HRU5FUkFURRABEhcKE0pPQl9LSU5EX1ZBUklBVElPTlMQAhIRCg1KT0JfS0lORF9FRElUEAMqmgEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEpPQl9TVEFURV9RVUVVRUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhcKE0pPQl9TVEFURV9TVUNDRUVERUQQAxIUChBKT0JfU1RBVEVfRkFJTEVEEAQSFwoTSk9CX1NUQVRFX0NBTkNFTExFRBAFKokBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEg8KC1NUQUdFX1BSSU9SEAESFgoSU1RBR0VfSU1BR0VfRU5DT0RFEAISEQoNU1RBR0VfREVDT0RFUhADEhUKEVNUQUdFX1VQU0NBTEVfMjU2EAQSFgoSU1RBR0VfVVBTQ0FMRV8xMDI0EAUqkAEKCkJhdGNoU3RhdGUSGwoXQkFUQ0hfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNCQVRDSF9TVEFURV9SVU5OSU5HEAESGQoVQkFUQ0hfU1RBVEVfQ09NUExFVEVEEAISGQoVQkFUQ0hfU1RBVEVfQ0FOQ0VMTEVEEAMSFgoSQkFUQ0hfU1RBVEVfRkFJTEVEEAQy8gQKDVVuY2xpcFNlcnZpY2USOQoIR2VuZXJhdGUSGC5mYXJtLnYxLkdlbmVyYXRlUmVxdWVzdBoRLmZhcm0udjEuSm9iRXZlbnQwARJJChBDcmVhdGVWYXJpYXRpb25zEiAuZmFybS52MS5DcmVhdGVWYXJpYXRpb25zUmVxdWVzdBoRLmZhcm0udjEuSm9iRXZlbnQwARI7CglFZGl0SW1hZ2USGS5mYXJtLnYxLkVkaXRJbWFnZVJlcXVlc3QaES5mYXJtLnYxLkpvYkV2ZW50MAESNwoIV2F0Y2hKb2ISFi5mYXJtLnYxLkdldEpvYlJlcXVlc3QaES5mYXJtLnYxLkpvYkV2ZW50MAESLgoGR2V0Sm9iEhYuZmFybS52MS5HZXRKb2JSZXF1ZXN0GgwuZmFybS52MS5Kb2ISNAoJQ2FuY2VsSm9iEhkuZmFybS52MS5DYW5jZWxKb2JSZXF1ZXN0GgwuZmFybS52MS5Kb2ISOgoLU3VibWl0QmF0Y2gSGy5mYXJtLnYxLlN1Ym1pdEJhdGNoUmVxdWVzdBoOLmZhcm0udjEuQmF0Y2gSNAoIR2V0QmF0Y2gSGC5mYXJtLnYxLkdldEJhdGNoUmVxdWVzdBoOLmZhcm0udjEuQmF0Y2gSUQoOTGlzdEJhdGNoSXRlbXMSHi5mYXJtLnYxLkxpc3RCYXRjaEl0ZW1zUmVxdWVzdBofLmZhcm0udjEuTGlzdEJhdGNoSXRlbXNSZXNwb25zZRI6CgtDYW5jZWxCYXRjaBIbLmZhcm0udjEuQ2FuY2VsQmF0Y2hSZXF1ZXN0Gg4uZmFybS52MS5CYXRjaGIGcHJvdG8z");
+  fileDesc("ChFmYXJtL3YxL2FwaS5wcm90bxIHZmFybS52MSKAAQoPU2FtcGxpbmdPcHRpb25zEhMKC3ByaW9yX3N0ZXBzGAEgASgNEhUKDWRlY29kZXJfc3RlcHMYAiABKA0SFgoOcHJpb3JfZ3VpZGFuY2UYAyABKAISGAoQZGVjb2Rlcl9ndWlkYW5jZRgEIAEoAhIPCgdzYW1wbGVyGAUgASgJIj8KDU91dHB1dE9wdGlvbnMSFQoNaW5jbHVkZV9ieXRlcxgBIAEoCBIXCg91cmxfdHRsX3NlY29uZHMYAiABKA0iuQEKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSEgoKbnVtX2ltYWdlcxgCIAEoDRIMCgRzaXplGAMgASgNEgwKBHNlZWQYBCABKAQSKgoIc2FtcGxpbmcYBSABKAsyGC5mYXJtLnYxLlNhbXBsaW5nT3B0aW9ucxImCgZvdXRwdXQYBiABKAsyFi5mYXJtLnYxLk91dHB1dE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgHIAEoCSLAAQoXQ3JlYXRlVmFyaWF0aW9uc1JlcXVlc3QSDQoFaW1hZ2UYASABKAwSEgoKbnVtX2ltYWdlcxgCIAEoDRIMCgRzaXplGAMgASgNEgwKBHNlZWQYBCABKAQSKgoIc2FtcGxpbmcYBSABKAsyGC5mYXJtLnYxLlNhbXBsaW5nT3B0aW9ucxImCgZvdXRwdXQYBiABKAsyFi5mYXJtLnYxLk91dHB1dE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgHIAEoCSLXAQoQRWRpdEltYWdlUmVxdWVzdBINCgVpbWFnZRgBIAEoDBIMCgRtYXNrGAIgASgMEg4KBnByb21wdBgDIAEoCRISCgpudW1faW1hZ2VzGAQgASgNEgwKBHNpemUYBSABKA0SDAoEc2VlZBgGIAEoBBIqCghzYW1wbGluZxgHIAEoCzIYLmZhcm0udjEuU2FtcGxpbmdPcHRpb25zEiYKBm91dHB1dBgIIAEoCzIWLmZhcm0udjEuT3V0cHV0T3B0aW9ucxISCgpyZXF1ZXN0X2lkGAkgASgJIugBChhJbnRlcnBvbGF0ZUltYWdlc1JlcXVlc3QSDwoHaW1hZ2VfYRgBIAEoDBIPCgdpbWFnZV9iGAIgASgMEg4KBmZyYW1lcxgDIAEoDRIMCgRzaXplGAQgASgNEgwKBHNlZWQYBSABKAQSKgoIc2FtcGxpbmcYBiABKAsyGC5mYXJtLnYxLlNhbXBsaW5nT3B0aW9ucxImCgZvdXRwdXQYByABKAsyFi5mYXJtLnYxLk91dHB1dE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgIIAEoCRIWCg5pbnZlcnRfc291cmNlcxgJIAEoCCK6AgoVVHJhbnNmb3JtSW1hZ2VSZXF1ZXN0Eg0KBWltYWdlGAEgASgMEhIKCnRvX2NhcHRpb24YAiABKAkSFAoMZnJvbV9jYXB0aW9uGAMgASgJEhUKCHN0cmVuZ3RoGAQgASgCSACIAQESEgoKbnVtX2ltYWdlcxgFIAEoDRIMCgRzZWVkGAYgASgEEgwKBHNpemUYByABKA0SKgoIc2FtcGxpbmcYCCABKAsyGC5mYXJtLnYxLlNhbXBsaW5nT3B0aW9ucxImCgZvdXRwdXQYCSABKAsyFi5mYXJtLnYxLk91dHB1dE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgKIAEoCRIaCg1pbnZlcnRfc291cmNlGAsgASgISAGIAQFCCwoJX3N0cmVuZ3RoQhAKDl9pbnZlcnRfc291cmNlIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiIKEENhbmNlbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIlwKCEltYWdlUmVmEg0KBWluZGV4GAEgASgNEgwKBHNpemUYAiABKA0SCwoDa2V5GAMgASgJEgsKA3VybBgEIAEoCRIMCgRzZWVkGAUgASgEEgsKA3BuZxgGIAEoDCJzCgtTdGFnZVRpbWluZxIdCgVzdGFnZRgBIAEoDjIOLmZhcm0udjEuU3RhZ2USDQoFaW5kZXgYAiABKA0SDwoHc2Vjb25kcxgDIAEoARIVCg1xdWV1ZV9zZWNvbmRzGAQgASgBEg4KBndvcmtlchgFIAEoCSLVAgoDSm9iEg4KBmpvYl9pZBgBIAEoCRIeCgRraW5kGAIgASgOMhAuZmFybS52MS5Kb2JLaW5kEiAKBXN0YXRlGAMgASgOMhEuZmFybS52MS5Kb2JTdGF0ZRIOCgZwcm9tcHQYBCABKAkSEgoKbnVtX2ltYWdlcxgFIAEoDRIMCgRzaXplGAYgASgNEgwKBHNlZWQYByABKAQSIQoGaW1hZ2VzGAggAygLMhEuZmFybS52MS5JbWFnZVJlZhINCgVlcnJvchgJIAEoCRIVCg1jcmVhdGVkX2F0X21zGAogASgDEhUKDXVwZGF0ZWRfYXRfbXMYCyABKAMSJQoHdGltaW5ncxgMIAMoCzIULmZhcm0udjEuU3RhZ2VUaW1pbmcSDwoHYnVuZGxlcxgNIAMoCRIUCgxxdWV1ZWRfYXRfbXMYDiABKAMSDgoGdGVuYW50GA8gASgJIo4DCghKb2JFdmVudBIOCgZqb2JfaWQYASABKAkSDQoFYXRfbXMYAiABKAMSIQoGcXVldWVkGAogASgLMg8uZmFybS52MS5RdWV1ZWRIABIuCg1zdGFnZV9zdGFydGVkGAsgASgLMhUuZmFybS52MS5TdGFnZVN0YXJ0ZWRIABIlCgRzdGVwGAwgASgLMhUuZmFybS52MS5TdGVwUHJvZ3Jlc3NIABIwCg5zdGFnZV9maW5pc2hlZBgNIAEoCzIWLmZhcm0udjEuU3RhZ2VGaW5pc2hlZEgAEiQKB3ByZXZpZXcYDiABKAsyES5mYXJtLnYxLkltYWdlUmVmSAASIgoFaW1hZ2UYDyABKAsyES5mYXJtLnYxLkltYWdlUmVmSAASIQoJY29tcGxldGVkGBAgASgLMgwuZmFybS52MS5Kb2JIABIeCgZmYWlsZWQYESABKAsyDC5mYXJtLnYxLkpvYkgAEiEKCWNhbmNlbGxlZBgSIAEoCzIMLmZhcm0udjEuSm9iSABCBwoFZXZlbnQiOAoGUXVldWVkEhkKA2pvYhgBIAEoCzIMLmZhcm0udjEuSm9iEhMKC2V0YV9zZWNvbmRzGAIgASgBIl0KDFN0YWdlU3RhcnRlZBIdCgVzdGFnZRgBIAEoDjIOLmZhcm0udjEuU3RhZ2USDQoFaW5kZXgYAiABKA0SDgoGd29ya2VyGAMgASgJEg8KB2F0dGVtcHQYBCABKA0iWQoMU3RlcFByb2dyZXNzEh0KBXN0YWdlGAEgASgOMg4uZmFybS52MS5TdGFnZRINCgVpbmRleBgCIAEoDRIMCgRzdGVwGAMgASgNEg0KBXRvdGFsGAQgASgNIlgKDVN0YWdlRmluaXNoZWQSJAoGdGltaW5nGAEgASgLMhQuZmFybS52MS5TdGFnZVRpbWluZxIhCgZvdXRwdXQYAiABKAsyES5mYXJtLnYxLkltYWdlUmVmIl8KElN1Ym1pdEJhdGNoUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCRIhCgVpdGVtcxgCIAMoCzISLmZhcm0udjEuQmF0Y2hJdGVtEhQKDG1hbmlmZXN0X2tleRgDIAEoCSK6AQoJQmF0Y2hJdGVtEhEKCWN1c3RvbV9pZBgBIAEoCRIsCghnZW5lcmF0ZRgCIAEoCzIYLmZhcm0udjEuR2VuZXJhdGVSZXF1ZXN0SAASNgoKdmFyaWF0aW9ucxgDIAEoCzIgLmZhcm0udjEuQ3JlYXRlVmFyaWF0aW9uc1JlcXVlc3RIABIpCgRlZGl0GAQgASgLMhkuZmFybS52MS5FZGl0SW1hZ2VSZXF1ZXN0SABCCQoHcmVxdWVzdCL+AQoFQmF0Y2gSEAoIYmF0Y2hfaWQYASABKAkSIgoFc3RhdGUYAiABKA4yEy5mYXJtLnYxLkJhdGNoU3RhdGUSDQoFdG90YWwYAyABKA0SEQoJc3VjY2VlZGVkGAQgASgNEg4KBmZhaWxlZBgFIAEoDRIRCgljYW5jZWxsZWQYBiABKA0SEwoLcmVzdWx0c19rZXkYByABKAkSEwoLcmVzdWx0c191cmwYCCABKAkSFQoNY3JlYXRlZF9hdF9tcxgJIAEoAxIVCg11cGRhdGVkX2F0X21zGAogASgDEhMKC2V0YV9zZWNvbmRzGAsgASgBEg0KBWVycm9yGAwgASgJIiMKD0dldEJhdGNoUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCSJQChVMaXN0QmF0Y2hJdGVtc1JlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiWgoWTGlzdEJhdGNoSXRlbXNSZXNwb25zZRInCgVpdGVtcxgBIAMoCzIYLmZhcm0udjEuQmF0Y2hJdGVtUmVzdWx0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKIAQoPQmF0Y2hJdGVtUmVzdWx0EhEKCWN1c3RvbV9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSIAoFc3RhdGUYAyABKA4yES5mYXJtLnYxLkpvYlN0YXRlEiEKBmltYWdlcxgEIAMoCzIRLmZhcm0udjEuSW1hZ2VSZWYSDQoFZXJyb3IYBSABKAkiJgoSQ2FuY2VsQmF0Y2hSZXF1ZXN0EhAKCGJhdGNoX2lkGAEgASgJKpgBCgdKb2JLaW5kEhgKFEpPQl9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRSk9CX0tJTkRfR0VORVJBVEUQARIXChNKT0JfS0lORF9WQVJJQVRJT05TEAISEQoNSk9CX0tJTkRfRURJVBADEhgKFEpPQl9LSU5EX0lOVEVSUE9MQVRFEAQSFgoSSk9CX0tJTkRfVFJBTlNGT1JNEAUqmgEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEpPQl9TVEFURV9RVUVVRUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhcKE0pPQl9TVEFURV9TVUNDRUVERUQQAxIUChBKT0JfU1RBVEVfRkFJTEVEEAQSFwoTSk9CX1NUQVRFX0NBTkNFTExFRBAFKrsBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEg8KC1NUQUdFX1BSSU9SEAESFgoSU1RBR0VfSU1BR0VfRU5DT0RFEAISEQoNU1RBR0VfREVDT0RFUhADEhUKEVNUQUdFX1VQU0NBTEVfMjU2EAQSFgoSU1RBR0VfVVBTQ0FMRV8xMDI0EAUSGwoXU1RBR0VfSU5URVJQT0xBVEVfRU1CRUQQBhITCg9TVEFHRV9URVhUX0RJRkYQByqQAQoKQmF0Y2hTdGF0ZRIbChdCQVRDSF9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0JBVENIX1NUQVRFX1JVTk5JTkcQARIZChVCQVRDSF9TVEFURV9DT01QTEVURUQQAhIZChVCQVRDSF9TVEFURV9DQU5DRUxMRUQQAxIWChJCQVRDSF9TVEFURV9GQUlMRUQQBDKGBgoNVW5jbGlwU2VydmljZRI5CghHZW5lcmF0ZRIYLmZhcm0udjEuR2VuZXJhdGVSZXF1ZXN0GhEuZmFybS52MS5Kb2JFdmVudDABEkkKEENyZWF0ZVZhcmlhdGlvbnMSIC5mYXJtLnYxLkNyZWF0ZVZhcmlhdGlvbnNSZXF1ZXN0GhEuZmFybS52MS5Kb2JFdmVudDABEjsKCUVkaXRJbWFnZRIZLmZhcm0udjEuRWRpdEltYWdlUmVxdWVzdBoRLmZhcm0udjEuSm9iRXZlbnQwARJLChFJbnRlcnBvbGF0ZUltYWdlcxIhLmZhcm0udjEuSW50ZXJwb2xhdGVJbWFnZXNSZXF1ZXN0GhEuZmFybS52MS5Kb2JFdmVudDABEkUKDlRyYW5zZm9ybUltYWdlEh4uZmFybS52MS5UcmFuc2Zvcm1JbWFnZVJlcXVlc3QaES5mYXJtLnYxLkpvYkV2ZW50MAESNwoIV2F0Y2hKb2ISFi5mYXJtLnYxLkdldEpvYlJlcXVlc3QaES5mYXJtLnYxLkpvYkV2ZW50MAESLgoGR2V0Sm9iEhYuZmFybS52MS5HZXRKb2JSZXF1ZXN0GgwuZmFybS52MS5Kb2ISNAoJQ2FuY2VsSm9iEhkuZmFybS52MS5DYW5jZWxKb2JSZXF1ZXN0GgwuZmFybS52MS5Kb2ISOgoLU3VibWl0QmF0Y2gSGy5mYXJtLnYxLlN1Ym1pdEJhdGNoUmVxdWVzdBoOLmZhcm0udjEuQmF0Y2gSNAoIR2V0QmF0Y2gSGC5mYXJtLnYxLkdldEJhdGNoUmVxdWVzdBoOLmZhcm0udjEuQmF0Y2gSUQoOTGlzdEJhdGNoSXRlbXMSHi5mYXJtLnYxLkxpc3RCYXRjaEl0ZW1zUmVxdWVzdBofLmZhcm0udjEuTGlzdEJhdGNoSXRlbXNSZXNwb25zZRI6CgtDYW5jZWxCYXRjaBIbLmZhcm0udjEuQ2FuY2VsQmF0Y2hSZXF1ZXN0Gg4uZmFybS52MS5CYXRjaGIGcHJvdG8z");
 
 /**
  * Sampling options shared by every kind of job. Zero values mean "the model bundle's default".
@@ -274,6 +274,174 @@ export const EditImageRequestSchema: GenMessage<EditImageRequest> = /*@__PURE__*
   messageDesc(file_farm_v1_api, 4);
 
 /**
+ * @generated from message farm.v1.InterpolateImagesRequest
+ */
+export type InterpolateImagesRequest = Message<"farm.v1.InterpolateImagesRequest"> & {
+  /**
+   * The first source (frame 0) and the second (the last frame): PNG or JPEG, up to 4096 px a side and 16 MiB each,
+   * centre-cropped to a square as for variations.
+   *
+   * @generated from field: bytes image_a = 1;
+   */
+  imageA: Uint8Array;
+
+  /**
+   * @generated from field: bytes image_b = 2;
+   */
+  imageB: Uint8Array;
+
+  /**
+   * Number of frames, the sources' ends included (2..16; 0 = 8). Frame i sits at slerp fraction i/(frames-1). Frames
+   * count as images for quotas and admission.
+   *
+   * @generated from field: uint32 frames = 3;
+   */
+  frames: number;
+
+  /**
+   * Output side in pixels: 64, 256 or 1024 (default 1024).
+   *
+   * @generated from field: uint32 size = 4;
+   */
+  size: number;
+
+  /**
+   * Seed of the one starting noise every frame shares (not seed + i: the frames differ only by their embedding).
+   * 0 = random. Unused with invert_sources.
+   *
+   * @generated from field: uint64 seed = 5;
+   */
+  seed: bigint;
+
+  /**
+   * Decoder options only: decoder_steps (0 = the bundle's), decoder_guidance (0 = 1: manipulations decode without
+   * classifier-free guidance unless asked), sampler "" or "ddim" (always DDIM). prior_steps and prior_guidance must
+   * be 0: the embeddings come from the CLIP image encoder, not the prior.
+   *
+   * @generated from field: farm.v1.SamplingOptions sampling = 6;
+   */
+  sampling?: SamplingOptions | undefined;
+
+  /**
+   * @generated from field: farm.v1.OutputOptions output = 7;
+   */
+  output?: OutputOptions | undefined;
+
+  /**
+   * Idempotency key, chosen by the client (1..128 characters), as for Generate.
+   *
+   * @generated from field: string request_id = 8;
+   */
+  requestId: string;
+
+  /**
+   * Start frame i from slerp(x_T(a), x_T(b), i/(frames-1)), where x_T is each source's 64 px image DDIM-inverted under
+   * its own embedding, instead of from the seed's noise: the end frames then reproduce the sources closely.
+   *
+   * @generated from field: bool invert_sources = 9;
+   */
+  invertSources: boolean;
+};
+
+/**
+ * Describes the message farm.v1.InterpolateImagesRequest.
+ * Use `create(InterpolateImagesRequestSchema)` to create a new message.
+ */
+export const InterpolateImagesRequestSchema: GenMessage<InterpolateImagesRequest> = /*@__PURE__*/
+  messageDesc(file_farm_v1_api, 5);
+
+/**
+ * @generated from message farm.v1.TransformImageRequest
+ */
+export type TransformImageRequest = Message<"farm.v1.TransformImageRequest"> & {
+  /**
+   * The image to change (PNG or JPEG, up to 4096 px a side and 16 MiB), centre-cropped to a square.
+   *
+   * @generated from field: bytes image = 1;
+   */
+  image: Uint8Array;
+
+  /**
+   * What the image should become ("blue"), checked like a Generate prompt. Required.
+   *
+   * @generated from field: string to_caption = 2;
+   */
+  toCaption: string;
+
+  /**
+   * What it is now ("red"); empty = the empty caption. Must read differently from to_caption.
+   *
+   * @generated from field: string from_caption = 3;
+   */
+  fromCaption: string;
+
+  /**
+   * How far to move, 0..1: the slerp fraction from the image's embedding to the text diff direction. 0 keeps the
+   * image, 0.5 is the end of the range DALL·E 2 shows, 1 keeps nothing of the image's embedding. Unset (no value sent)
+   * = the farm's default, 0.6; an explicit 0 is 0.
+   *
+   * @generated from field: optional float strength = 4;
+   */
+  strength?: number | undefined;
+
+  /**
+   * Number of images (1..8; default 1). Image i starts from the noise of seed + i; with invert_source every image
+   * would be the same, so it takes 1.
+   *
+   * @generated from field: uint32 num_images = 5;
+   */
+  numImages: number;
+
+  /**
+   * Seed of the first image; image i uses seed + i. 0 = random.
+   *
+   * @generated from field: uint64 seed = 6;
+   */
+  seed: bigint;
+
+  /**
+   * Output side in pixels: 64, 256 or 1024 (default 1024).
+   *
+   * @generated from field: uint32 size = 7;
+   */
+  size: number;
+
+  /**
+   * Decoder options only, as for InterpolateImages.
+   *
+   * @generated from field: farm.v1.SamplingOptions sampling = 8;
+   */
+  sampling?: SamplingOptions | undefined;
+
+  /**
+   * @generated from field: farm.v1.OutputOptions output = 9;
+   */
+  output?: OutputOptions | undefined;
+
+  /**
+   * Idempotency key, chosen by the client (1..128 characters), as for Generate.
+   *
+   * @generated from field: string request_id = 10;
+   */
+  requestId: string;
+
+  /**
+   * Start from the source's 64 px image DDIM-inverted under its own embedding (keeps its layout pixel for pixel)
+   * instead of from the seed's noise. Unset = the farm's default (docs/architecture.md §11).
+   *
+   * @generated from field: optional bool invert_source = 11;
+   */
+  invertSource?: boolean | undefined;
+};
+
+/**
+ * Describes the message farm.v1.TransformImageRequest.
+ * Use `create(TransformImageRequestSchema)` to create a new message.
+ */
+export const TransformImageRequestSchema: GenMessage<TransformImageRequest> = /*@__PURE__*/
+  messageDesc(file_farm_v1_api, 6);
+
+/**
  * @generated from message farm.v1.GetJobRequest
  */
 export type GetJobRequest = Message<"farm.v1.GetJobRequest"> & {
@@ -288,7 +456,7 @@ export type GetJobRequest = Message<"farm.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 5);
+  messageDesc(file_farm_v1_api, 7);
 
 /**
  * @generated from message farm.v1.CancelJobRequest
@@ -305,7 +473,7 @@ export type CancelJobRequest = Message<"farm.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 6);
+  messageDesc(file_farm_v1_api, 8);
 
 /**
  * An image in the object store.
@@ -361,7 +529,7 @@ export type ImageRef = Message<"farm.v1.ImageRef"> & {
  * Use `create(ImageRefSchema)` to create a new message.
  */
 export const ImageRefSchema: GenMessage<ImageRef> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 7);
+  messageDesc(file_farm_v1_api, 9);
 
 /**
  * Seconds a stage took for one image (queue wait excluded).
@@ -400,7 +568,7 @@ export type StageTiming = Message<"farm.v1.StageTiming"> & {
  * Use `create(StageTimingSchema)` to create a new message.
  */
 export const StageTimingSchema: GenMessage<StageTiming> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 8);
+  messageDesc(file_farm_v1_api, 10);
 
 /**
  * @generated from message farm.v1.Job
@@ -501,7 +669,7 @@ export type Job = Message<"farm.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 9);
+  messageDesc(file_farm_v1_api, 11);
 
 /**
  * @generated from message farm.v1.JobEvent
@@ -584,7 +752,7 @@ export type JobEvent = Message<"farm.v1.JobEvent"> & {
  * Use `create(JobEventSchema)` to create a new message.
  */
 export const JobEventSchema: GenMessage<JobEvent> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 10);
+  messageDesc(file_farm_v1_api, 12);
 
 /**
  * @generated from message farm.v1.Queued
@@ -609,7 +777,7 @@ export type Queued = Message<"farm.v1.Queued"> & {
  * Use `create(QueuedSchema)` to create a new message.
  */
 export const QueuedSchema: GenMessage<Queued> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 11);
+  messageDesc(file_farm_v1_api, 13);
 
 /**
  * @generated from message farm.v1.StageStarted
@@ -643,7 +811,7 @@ export type StageStarted = Message<"farm.v1.StageStarted"> & {
  * Use `create(StageStartedSchema)` to create a new message.
  */
 export const StageStartedSchema: GenMessage<StageStarted> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 12);
+  messageDesc(file_farm_v1_api, 14);
 
 /**
  * @generated from message farm.v1.StepProgress
@@ -675,7 +843,7 @@ export type StepProgress = Message<"farm.v1.StepProgress"> & {
  * Use `create(StepProgressSchema)` to create a new message.
  */
 export const StepProgressSchema: GenMessage<StepProgress> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 13);
+  messageDesc(file_farm_v1_api, 15);
 
 /**
  * @generated from message farm.v1.StageFinished
@@ -699,7 +867,7 @@ export type StageFinished = Message<"farm.v1.StageFinished"> & {
  * Use `create(StageFinishedSchema)` to create a new message.
  */
 export const StageFinishedSchema: GenMessage<StageFinished> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 14);
+  messageDesc(file_farm_v1_api, 16);
 
 /**
  * @generated from message farm.v1.SubmitBatchRequest
@@ -733,7 +901,7 @@ export type SubmitBatchRequest = Message<"farm.v1.SubmitBatchRequest"> & {
  * Use `create(SubmitBatchRequestSchema)` to create a new message.
  */
 export const SubmitBatchRequestSchema: GenMessage<SubmitBatchRequest> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 15);
+  messageDesc(file_farm_v1_api, 17);
 
 /**
  * @generated from message farm.v1.BatchItem
@@ -775,7 +943,7 @@ export type BatchItem = Message<"farm.v1.BatchItem"> & {
  * Use `create(BatchItemSchema)` to create a new message.
  */
 export const BatchItemSchema: GenMessage<BatchItem> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 16);
+  messageDesc(file_farm_v1_api, 18);
 
 /**
  * @generated from message farm.v1.Batch
@@ -856,7 +1024,7 @@ export type Batch = Message<"farm.v1.Batch"> & {
  * Use `create(BatchSchema)` to create a new message.
  */
 export const BatchSchema: GenMessage<Batch> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 17);
+  messageDesc(file_farm_v1_api, 19);
 
 /**
  * @generated from message farm.v1.GetBatchRequest
@@ -873,7 +1041,7 @@ export type GetBatchRequest = Message<"farm.v1.GetBatchRequest"> & {
  * Use `create(GetBatchRequestSchema)` to create a new message.
  */
 export const GetBatchRequestSchema: GenMessage<GetBatchRequest> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 18);
+  messageDesc(file_farm_v1_api, 20);
 
 /**
  * @generated from message farm.v1.ListBatchItemsRequest
@@ -904,7 +1072,7 @@ export type ListBatchItemsRequest = Message<"farm.v1.ListBatchItemsRequest"> & {
  * Use `create(ListBatchItemsRequestSchema)` to create a new message.
  */
 export const ListBatchItemsRequestSchema: GenMessage<ListBatchItemsRequest> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 19);
+  messageDesc(file_farm_v1_api, 21);
 
 /**
  * @generated from message farm.v1.ListBatchItemsResponse
@@ -928,7 +1096,7 @@ export type ListBatchItemsResponse = Message<"farm.v1.ListBatchItemsResponse"> &
  * Use `create(ListBatchItemsResponseSchema)` to create a new message.
  */
 export const ListBatchItemsResponseSchema: GenMessage<ListBatchItemsResponse> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 20);
+  messageDesc(file_farm_v1_api, 22);
 
 /**
  * @generated from message farm.v1.BatchItemResult
@@ -967,7 +1135,7 @@ export type BatchItemResult = Message<"farm.v1.BatchItemResult"> & {
  * Use `create(BatchItemResultSchema)` to create a new message.
  */
 export const BatchItemResultSchema: GenMessage<BatchItemResult> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 21);
+  messageDesc(file_farm_v1_api, 23);
 
 /**
  * @generated from message farm.v1.CancelBatchRequest
@@ -984,7 +1152,7 @@ export type CancelBatchRequest = Message<"farm.v1.CancelBatchRequest"> & {
  * Use `create(CancelBatchRequestSchema)` to create a new message.
  */
 export const CancelBatchRequestSchema: GenMessage<CancelBatchRequest> = /*@__PURE__*/
-  messageDesc(file_farm_v1_api, 22);
+  messageDesc(file_farm_v1_api, 24);
 
 /**
  * @generated from enum farm.v1.JobKind
@@ -1009,6 +1177,16 @@ export enum JobKind {
    * @generated from enum value: JOB_KIND_EDIT = 3;
    */
   EDIT = 3,
+
+  /**
+   * @generated from enum value: JOB_KIND_INTERPOLATE = 4;
+   */
+  INTERPOLATE = 4,
+
+  /**
+   * @generated from enum value: JOB_KIND_TRANSFORM = 5;
+   */
+  TRANSFORM = 5,
 }
 
 /**
@@ -1103,6 +1281,20 @@ export enum Stage {
    * @generated from enum value: STAGE_UPSCALE_1024 = 5;
    */
   UPSCALE_1024 = 5,
+
+  /**
+   * CLIP image encoder on both sources of an interpolation, then the slerp to the frame's embedding (prior-worker).
+   *
+   * @generated from enum value: STAGE_INTERPOLATE_EMBED = 6;
+   */
+  INTERPOLATE_EMBED = 6,
+
+  /**
+   * CLIP image encoder on a transform's source and text encoder on its captions, then the text diff (prior-worker).
+   *
+   * @generated from enum value: STAGE_TEXT_DIFF = 7;
+   */
+  TEXT_DIFF = 7,
 }
 
 /**
@@ -1190,6 +1382,30 @@ export const UnclipService: GenService<{
   editImage: {
     methodKind: "server_streaming";
     input: typeof EditImageRequestSchema;
+    output: typeof JobEventSchema;
+  },
+  /**
+   * Interpolates between two uploaded images (DALL·E 2 §3.2): `frames` images along the spherical path (slerp) between
+   * their CLIP image embeddings, each decoded with DDIM (eta 0) from one starting latent, so that consecutive frames
+   * change smoothly. Each frame is one image of the job (index = frame). Streams like Generate.
+   *
+   * @generated from rpc farm.v1.UnclipService.InterpolateImages
+   */
+  interpolateImages: {
+    methodKind: "server_streaming";
+    input: typeof InterpolateImagesRequestSchema;
+    output: typeof JobEventSchema;
+  },
+  /**
+   * Changes an uploaded image towards a caption (DALL·E 2 §3.3, text diffs): its CLIP image embedding is rotated
+   * (slerp) towards the direction from the text embedding of from_caption to that of to_caption, and decoded with
+   * DDIM (eta 0). Streams like Generate.
+   *
+   * @generated from rpc farm.v1.UnclipService.TransformImage
+   */
+  transformImage: {
+    methodKind: "server_streaming";
+    input: typeof TransformImageRequestSchema;
     output: typeof JobEventSchema;
   },
   /**

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file farm/v1/stage.proto.
  */
 export const file_farm_v1_stage: GenFile = /*@__PURE__*/
-  fileDesc("ChNmYXJtL3YxL3N0YWdlLnByb3RvEgdmYXJtLnYxIrECCglKb2JQYXJhbXMSHgoEa2luZBgBIAEoDjIQLmZhcm0udjEuSm9iS2luZBIOCgZwcm9tcHQYAiABKAkSEgoKbnVtX2ltYWdlcxgDIAEoDRIMCgRzaXplGAQgASgNEhMKC3ByaW9yX3N0ZXBzGAUgASgNEhUKDWRlY29kZXJfc3RlcHMYBiABKA0SFgoOcHJpb3JfZ3VpZGFuY2UYByABKAISGAoQZGVjb2Rlcl9ndWlkYW5jZRgIIAEoAhIPCgdzYW1wbGVyGAkgASgJEhIKCnNvdXJjZV9rZXkYCiABKAkSEAoIbWFza19rZXkYCyABKAkSJgoGb3V0cHV0GAwgASgLMhYuZmFybS52MS5PdXRwdXRPcHRpb25zEhUKDWNyZWF0ZWRfYXRfbXMYDSABKAMipQIKCVN0YWdlVGFzaxIOCgZqb2JfaWQYASABKAkSDQoFaW5kZXgYAiABKA0SDAoEc2VlZBgDIAEoBBIdCgVyb3V0ZRgEIAMoDjIOLmZhcm0udjEuU3RhZ2USIgoGcGFyYW1zGAUgASgLMhIuZmFybS52MS5Kb2JQYXJhbXMSKAoPaW1hZ2VfZW1iZWRkaW5nGAYgASgLMg8uZmFybS52MS5UZW5zb3ISEQoJaW1hZ2Vfa2V5GAcgASgJEhYKDmVucXVldWVkX2F0X21zGAggASgDEiUKB3RpbWluZ3MYCSADKAsyFC5mYXJtLnYxLlN0YWdlVGltaW5nEg8KB2J1bmRsZXMYCiADKAkSGwoEbGFuZRgLIAEoDjINLmZhcm0udjEuTGFuZSLYAQoMV29ya2VyUmVwb3J0EgwKBHBvb2wYASABKAkSDgoGd29ya2VyGAIgASgJEj4KDWRlZmF1bHRfc3RlcHMYAyADKAsyJy5mYXJtLnYxLldvcmtlclJlcG9ydC5EZWZhdWx0U3RlcHNFbnRyeRIjCgViYXRjaBgEIAEoCzIULmZhcm0udjEuQmF0Y2hSZXBvcnQSEAoIY2FwYWNpdHkYBSABKA0aMwoRRGVmYXVsdFN0ZXBzRW50cnkSCwoDa2V5GAEgASgFEg0KBXZhbHVlGAIgASgNOgI4ASJbCgtCYXRjaFJlcG9ydBIdCgVzdGFnZRgBIAEoDjIOLmZhcm0udjEuU3RhZ2USDQoFdGFza3MYAiABKA0SDwoHc2Vjb25kcxgDIAEoARINCgVzdGVwcxgEIAEoDSKWAgoLQmF0Y2hSZWNvcmQSHQoFYmF0Y2gYASABKAsyDi5mYXJtLnYxLkJhdGNoEhEKCWl0ZW1zX2tleRgCIAEoCRITCgtmaW5nZXJwcmludBgDIAEoCRISCgpuZXh0X2luZGV4GAQgASgNEhEKCWluX2ZsaWdodBgFIAMoDRITCgtsZWFzZV9vd25lchgGIAEoCRIWCg5sZWFzZV91bnRpbF9tcxgHIAEoAxIYChBjYW5jZWxfcmVxdWVzdGVkGAggASgIEhUKDWVuZGVkX2F0X21hcmsYCSABKA0SEgoKbWFya19hdF9tcxgKIAEoAxIXCg9yYXRlX3Blcl9zZWNvbmQYCyABKAESDgoGdGVuYW50GAwgASgJIksKDVJlcXVlc3RSZWNvcmQSDgoGam9iX2lkGAEgASgJEhMKC2ZpbmdlcnByaW50GAIgASgJEhUKDWNyZWF0ZWRfYXRfbXMYAyABKAMqLAoETGFuZRIUChBMQU5FX0lOVEVSQUNUSVZFEAASDgoKTEFORV9CQVRDSBABYgZwcm90bzM", [file_farm_v1_api, file_farm_v1_tensor]);
+  fileDesc("ChNmYXJtL3YxL3N0YWdlLnByb3RvEgdmYXJtLnYxIoYDCglKb2JQYXJhbXMSHgoEa2luZBgBIAEoDjIQLmZhcm0udjEuSm9iS2luZBIOCgZwcm9tcHQYAiABKAkSEgoKbnVtX2ltYWdlcxgDIAEoDRIMCgRzaXplGAQgASgNEhMKC3ByaW9yX3N0ZXBzGAUgASgNEhUKDWRlY29kZXJfc3RlcHMYBiABKA0SFgoOcHJpb3JfZ3VpZGFuY2UYByABKAISGAoQZGVjb2Rlcl9ndWlkYW5jZRgIIAEoAhIPCgdzYW1wbGVyGAkgASgJEhIKCnNvdXJjZV9rZXkYCiABKAkSEAoIbWFza19rZXkYCyABKAkSJgoGb3V0cHV0GAwgASgLMhYuZmFybS52MS5PdXRwdXRPcHRpb25zEhUKDWNyZWF0ZWRfYXRfbXMYDSABKAMSFAoMc291cmNlX2Jfa2V5GA4gASgJEhYKDmludmVydF9zb3VyY2VzGA8gASgIEhMKC2Zyb21fcHJvbXB0GBAgASgJEhAKCHN0cmVuZ3RoGBEgASgCItECCglTdGFnZVRhc2sSDgoGam9iX2lkGAEgASgJEg0KBWluZGV4GAIgASgNEgwKBHNlZWQYAyABKAQSHQoFcm91dGUYBCADKA4yDi5mYXJtLnYxLlN0YWdlEiIKBnBhcmFtcxgFIAEoCzISLmZhcm0udjEuSm9iUGFyYW1zEigKD2ltYWdlX2VtYmVkZGluZxgGIAEoCzIPLmZhcm0udjEuVGVuc29yEhEKCWltYWdlX2tleRgHIAEoCRIWCg5lbnF1ZXVlZF9hdF9tcxgIIAEoAxIlCgd0aW1pbmdzGAkgAygLMhQuZmFybS52MS5TdGFnZVRpbWluZxIPCgdidW5kbGVzGAogAygJEhsKBGxhbmUYCyABKA4yDS5mYXJtLnYxLkxhbmUSKgoRc291cmNlX2VtYmVkZGluZ3MYDCABKAsyDy5mYXJtLnYxLlRlbnNvciLYAQoMV29ya2VyUmVwb3J0EgwKBHBvb2wYASABKAkSDgoGd29ya2VyGAIgASgJEj4KDWRlZmF1bHRfc3RlcHMYAyADKAsyJy5mYXJtLnYxLldvcmtlclJlcG9ydC5EZWZhdWx0U3RlcHNFbnRyeRIjCgViYXRjaBgEIAEoCzIULmZhcm0udjEuQmF0Y2hSZXBvcnQSEAoIY2FwYWNpdHkYBSABKA0aMwoRRGVmYXVsdFN0ZXBzRW50cnkSCwoDa2V5GAEgASgFEg0KBXZhbHVlGAIgASgNOgI4ASJbCgtCYXRjaFJlcG9ydBIdCgVzdGFnZRgBIAEoDjIOLmZhcm0udjEuU3RhZ2USDQoFdGFza3MYAiABKA0SDwoHc2Vjb25kcxgDIAEoARINCgVzdGVwcxgEIAEoDSKWAgoLQmF0Y2hSZWNvcmQSHQoFYmF0Y2gYASABKAsyDi5mYXJtLnYxLkJhdGNoEhEKCWl0ZW1zX2tleRgCIAEoCRITCgtmaW5nZXJwcmludBgDIAEoCRISCgpuZXh0X2luZGV4GAQgASgNEhEKCWluX2ZsaWdodBgFIAMoDRITCgtsZWFzZV9vd25lchgGIAEoCRIWCg5sZWFzZV91bnRpbF9tcxgHIAEoAxIYChBjYW5jZWxfcmVxdWVzdGVkGAggASgIEhUKDWVuZGVkX2F0X21hcmsYCSABKA0SEgoKbWFya19hdF9tcxgKIAEoAxIXCg9yYXRlX3Blcl9zZWNvbmQYCyABKAESDgoGdGVuYW50GAwgASgJIksKDVJlcXVlc3RSZWNvcmQSDgoGam9iX2lkGAEgASgJEhMKC2ZpbmdlcnByaW50GAIgASgJEhUKDWNyZWF0ZWRfYXRfbXMYAyABKAMqLAoETGFuZRIUChBMQU5FX0lOVEVSQUNUSVZFEAASDgoKTEFORV9CQVRDSBABYgZwcm90bzM", [file_farm_v1_api, file_farm_v1_tensor]);
 
 /**
  * Sampling parameters of a job as the client asked (0 or "" = the default of the bundle each worker serves).
@@ -88,6 +88,33 @@ export type JobParams = Message<"farm.v1.JobParams"> & {
    * @generated from field: int64 created_at_ms = 13;
    */
   createdAtMs: bigint;
+
+  /**
+   * Interpolations: the second source (image_b; source_key holds image_a).
+   *
+   * @generated from field: string source_b_key = 14;
+   */
+  sourceBKey: string;
+
+  /**
+   * Interpolations and transforms: start from the DDIM inversion of the source(s) rather than the seed's noise
+   * (the request's choice, or the farm's default, resolved at the gateway).
+   *
+   * @generated from field: bool invert_sources = 15;
+   */
+  invertSources: boolean;
+
+  /**
+   * Transforms: from_caption (prompt holds to_caption) and the strength, its default applied.
+   *
+   * @generated from field: string from_prompt = 16;
+   */
+  fromPrompt: string;
+
+  /**
+   * @generated from field: float strength = 17;
+   */
+  strength: number;
 };
 
 /**
@@ -168,6 +195,14 @@ export type StageTask = Message<"farm.v1.StageTask"> & {
    * @generated from field: farm.v1.Lane lane = 11;
    */
   lane: Lane;
+
+  /**
+   * Interpolations and transforms, from the prior pool to the decoder: the CLIP image embeddings of the sources,
+   * float32 [k, D] (image_a and image_b, or the transform's image), to DDIM-invert them under.
+   *
+   * @generated from field: farm.v1.Tensor source_embeddings = 12;
+   */
+  sourceEmbeddings?: Tensor | undefined;
 };
 
 /**
