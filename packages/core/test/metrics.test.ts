@@ -18,6 +18,8 @@ describe("renderMetrics", () => {
     expect(first).toContain('ok_gauge{service="test",worker="w-1"} 3');
     expect(first).not.toContain("broken_gauge{");
     expect(first).toContain('unclip_metrics_collection_errors_total{metric="broken_gauge",service="test",worker="w-1"} 1');
-    expect(await renderMetrics(registry)).toContain('unclip_metrics_collection_errors_total{metric="broken_gauge",service="test",worker="w-1"} 2');
+    expect(await renderMetrics(registry)).toContain(
+      'unclip_metrics_collection_errors_total{metric="broken_gauge",service="test",worker="w-1"} 2',
+    );
   });
 });
