@@ -50,11 +50,7 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
     sessions.get((width === height && bySide[String(width)]) || manifest.upscaler.model)!;
   const bundle = `${manifest.name}@${manifest.version}`;
   // The bundle's settings sit between the library's defaults and the caller's options.
-  const bundleSettings = Object.fromEntries(
-    Object.entries({ tileSize: manifest.upscaler.tileSize, backProjection: manifest.upscaler.backProjection }).filter(
-      ([, v]) => v !== undefined,
-    ),
-  ) as Pick<UpscaleOptions, "tileSize" | "backProjection">;
+  const bundleSettings = defined({ tileSize: manifest.upscaler.tileSize, backProjection: manifest.upscaler.backProjection });
   log("upscaler loaded", { bundle, scale, provider, models: [...sessions.keys()], decoders });
   // Images are 0..255; the model works in inputRange, and answers in the same range.
   const [lo, hi] = inputRange;
@@ -149,7 +145,8 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
     decoders,
     settings: bundleSettings,
     async upscale(images, upscaleOptions = {}) {
-      const opts = { ...DEFAULTS, ...bundleSettings, ...upscaleOptions };
+      // An option left undefined keeps the bundle's setting or the default rather than hiding it.
+      const opts = { ...DEFAULTS, ...bundleSettings, ...defined(upscaleOptions) };
       if (!Number.isInteger(opts.tileSize) || opts.tileSize < 1)
         throw new UpscalerError(`tileSize ${opts.tileSize} is not a positive integer`);
       if (!Number.isInteger(opts.overlap) || opts.overlap < 0 || opts.overlap >= opts.tileSize) {
@@ -183,4 +180,9 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
       await Promise.allSettled([...sessions.values()].map((s) => s.release()));
     },
   };
+}
+
+/** `options` without the entries whose value is undefined (which a spread would copy over a default). */
+function defined<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

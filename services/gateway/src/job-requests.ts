@@ -85,7 +85,7 @@ export async function prepareTransform(req: TransformImageRequest, urlTtlMaxS?: 
   if (readTheSame(to, from)) {
     throw FarmError.invalid(
       `to_caption ${JSON.stringify(to)} and from_caption ${JSON.stringify(from)} read the same to the model, so there is no change to make: ` +
-        `name what the image should become and what it is now, e.g. "blue" from "red"`,
+        `name what the image should become and what it is now, e.g. "a blue" from "a red"`,
     );
   }
   const strength = validateStrength(req.strength, DEFAULT_TRANSFORM_STRENGTH);

@@ -4,16 +4,14 @@ import type { Upscaler } from "@unclip/upscaler";
 import { decodeImage, encodePng, ImageInputError, type RgbImage } from "@unclip/unclip/image";
 import { UpscalerRoutes } from "./upscaler-routes.js";
 
+/** The worker's own settings; one left undefined keeps the bundle's (manifest) or the upscaler library's default. */
 export interface UpscaleSettings {
   /** Inputs with a side above this are upscaled in overlapping tiles, so memory stays bounded. */
-  tileSize: number;
-  overlap: number;
+  tileSize?: number;
+  overlap?: number;
   /** Back-projection iterations after each pass (removes the network's brightness drift; 0 = raw network). */
-  backProjection: number;
+  backProjection?: number;
 }
-
-/** Built-in settings, for an upscaler whose bundle does not set its own and a worker configured with none. */
-const DEFAULT_SETTINGS: UpscaleSettings = { tileSize: 128, overlap: 16, backProjection: 1 };
 
 /**
  * upscale-worker: 64 → 256 and 256 → 1024 with single-pass super-resolution models (×4, or ×2 applied twice). A worker
@@ -23,12 +21,9 @@ const DEFAULT_SETTINGS: UpscaleSettings = { tileSize: 128, overlap: 16, backProj
 export function upscaleHandler(
   upscalers: Upscaler | readonly Upscaler[],
   store: ObjectStore,
-  configured: Partial<UpscaleSettings>,
+  configured: UpscaleSettings,
 ): StageHandler & { close(): Promise<void> } {
   const routes = new UpscalerRoutes(Array.isArray(upscalers) ? upscalers : [upscalers as Upscaler]);
-  // A setting the worker leaves unset (undefined) must not hide the bundle's own or the built-in one.
-  const set = Object.fromEntries(Object.entries(configured).filter(([, v]) => v !== undefined)) as Partial<UpscaleSettings>;
-  const settingsOf = (upscaler: Upscaler): UpscaleSettings => ({ ...DEFAULT_SETTINGS, ...upscaler.settings, ...set });
   return {
     pool: "upscale",
     bundle: routes.upscalers.map((u) => u.bundle).join(","),
@@ -49,7 +44,6 @@ export function upscaleHandler(
     } catch (err) {
       return batch.map(() => err as Error);
     }
-    const settings = settingsOf(upscaler);
     const inputs: RgbImage[] = [];
     const ok: number[] = [];
     const target = stageOutputSize(batch[0]!.stage);
@@ -75,7 +69,7 @@ export function upscaleHandler(
     for (const [width, members] of bySize) {
       let images = members.map((k) => inputs[k]!);
       for (let p = 0; p < passes(upscaler, width, target); p++) {
-        images = await upscaler.upscale(images, { ...settings, signal });
+        images = await upscaler.upscale(images, { ...configured, signal });
       }
       for (let m = 0; m < members.length; m++) {
         results[ok[members[m]!]!] = { png: await encodePng(images[m]!, { compressionLevel: 3 }), bundle: upscaler.bundle };
