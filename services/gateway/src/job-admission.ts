@@ -170,9 +170,12 @@ export class JobAdmission {
     faultPoint("admission-after-record");
     await publishTasks(this.conn, template);
     faultPoint("admission-after-publish");
-    const queued = (await markQueued(this.jobs, jobId)) ?? job;
+    const stored = await markQueued(this.jobs, jobId);
     await this.pending.remove(jobId);
-    return queued;
+    // The record as admission left it: a fast worker may already have moved the stored one on to RUNNING, which the
+    // stage events that follow the Queued event report.
+    job.queuedAtMs = stored?.queuedAtMs ?? BigInt(Date.now());
+    return job;
   }
 }
 

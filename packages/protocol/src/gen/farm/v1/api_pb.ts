@@ -759,6 +759,9 @@ export const JobEventSchema: GenMessage<JobEvent> = /*@__PURE__*/
  */
 export type Queued = Message<"farm.v1.Queued"> & {
   /**
+   * The job as admission left it, state QUEUED; a retried request or an earlier submission with the same request id
+   * gets the job as it stands. The stage events that follow report its progress.
+   *
    * @generated from field: farm.v1.Job job = 1;
    */
   job?: Job | undefined;
