@@ -1,6 +1,8 @@
 import { availableParallelism } from "node:os";
 import path from "node:path";
-import { ConfigError, int, str, type Env } from "@unclip/core";
+import { ConfigError, int, loadWorkerConfig, str, type Env } from "@unclip/core";
+import type { Pool } from "@unclip/protocol";
+import type { SessionThreading } from "@unclip/unclip";
 
 /** What `npm run bench` measures and how much of it; every count is per round or per phase as noted. */
 export interface BenchConfig {
@@ -10,12 +12,20 @@ export interface BenchConfig {
   readonly force: boolean;
   /** Model bundle of the prior and decoder, on both sides (BENCH_BUNDLE, default models/shapes-v1). */
   readonly bundle: string;
-  /** Upscaler of both sides: esrgan-<slim|medium>-x<scale> or a bundle directory (BENCH_UPSCALER, default esrgan-slim-x4). */
+  /**
+   * Upscaler of both sides: a bundle directory or esrgan-<slim|medium>-x<scale> (BENCH_UPSCALER, default
+   * models/shapes-upsamplers, the upscaler the farm's default configuration runs for shapes-v1 images).
+   */
   readonly upscaler: string;
+  /**
+   * ONNX Runtime threading of the in-process side, per pool: each worker's own, compiled from the same
+   * UNCLIP_INTRA_OP_THREADS and UNCLIP_INTRA_OP_SPINNING (the farm's services inherit this environment).
+   */
+  readonly threading: Readonly<Record<Pool, SessionThreading>>;
   /** Diffusion steps of every job on both sides (BENCH_PRIOR_STEPS 8, BENCH_DECODER_STEPS 10). */
   readonly priorSteps: number;
   readonly decoderSteps: number;
-  /** Images of one saturation round at 64 px and at 1024 px (BENCH_IMAGES_64 384, BENCH_IMAGES_1024 16). */
+  /** Images of one saturation round at 64 px and at 1024 px (BENCH_IMAGES_64 384, BENCH_IMAGES_1024 64). */
   readonly images64: number;
   readonly images1024: number;
   /** Rounds of each saturation comparison; round r runs in-process then farm when r is even, farm then in-process when odd (BENCH_ROUNDS 2). */
@@ -40,6 +50,8 @@ export interface BenchConfig {
 
 /** Worker defaults of the farm (services/*-worker/src/main.ts); the in-process side batches the same. */
 export const MAX_BATCH = { prior: 16, decoder: 8, upscale: 4 } as const;
+/** The workers' intra-op thread defaults (services/*-worker/src/main.ts; 0: every core). */
+const INTRA_OP_THREADS: Readonly<Record<Pool, number>> = { prior: 1, decoder: 0, upscale: 0 };
 
 const KNOWN = new Set([
   "BENCH_QUICK",
@@ -68,12 +80,13 @@ export function loadBenchConfig(env: Env, repoRoot: string): BenchConfig {
   // Quick mode only changes the defaults: an explicit BENCH_* count still wins.
   const d = quick
     ? { images64: 16, images1024: 2, rounds: 1, idle: 4, hop: 3, breakdown: 1, floor: 40, gain: 8 }
-    : { images64: 384, images1024: 16, rounds: 2, idle: 60, hop: 30, breakdown: 8, floor: 200, gain: 48 };
+    : { images64: 384, images1024: 64, rounds: 2, idle: 60, hop: 30, breakdown: 8, floor: 200, gain: 48 };
   return {
     quick,
     force: flag(env, "BENCH_FORCE"),
     bundle: path.resolve(repoRoot, str(env, "BENCH_BUNDLE", "models/shapes-v1")),
-    upscaler: str(env, "BENCH_UPSCALER", "esrgan-slim-x4"),
+    upscaler: upscaler(str(env, "BENCH_UPSCALER", "models/shapes-upsamplers"), repoRoot),
+    threading: workerThreading(env),
     priorSteps: int(env, "BENCH_PRIOR_STEPS", 8, 1, 1000),
     decoderSteps: int(env, "BENCH_DECODER_STEPS", 10, 1, 1000),
     images64: int(env, "BENCH_IMAGES_64", d.images64, 1, 100_000),
@@ -88,6 +101,24 @@ export function loadBenchConfig(env: Env, repoRoot: string): BenchConfig {
     busyLoad: num(env, "BENCH_BUSY_LOAD", availableParallelism()),
     outDir: path.resolve(repoRoot, str(env, "BENCH_OUT", "out/bench")),
   };
+}
+
+/** A bundle directory (relative to the repository root) or a converted ESRGAN's name, as the upscale worker reads it. */
+function upscaler(value: string, repoRoot: string): string {
+  return /^esrgan-(slim|medium)-x\d$/.test(value) ? value : path.resolve(repoRoot, value);
+}
+
+function workerThreading(env: Env): Record<Pool, SessionThreading> {
+  const of = (pool: Pool) => {
+    const { intraOpThreads, spinning } = loadWorkerConfig(env, {
+      metricsPort: 0,
+      maxBatch: 1,
+      bundle: "",
+      intraOpThreads: INTRA_OP_THREADS[pool],
+    });
+    return { intraOpThreads, spinning };
+  };
+  return { prior: of("prior"), decoder: of("decoder"), upscale: of("upscale") };
 }
 
 function flag(env: Env, name: string): boolean {

@@ -51,23 +51,37 @@ export function jobSegments(t: JobTimeline, est: Estimates): Segment[] {
     let at = s.startAtMs;
     if (s.stage === Stage.UPSCALE_256 || s.stage === Stage.UPSCALE_1024) {
       const input = s.stage === Stage.UPSCALE_256 ? 64 : 256;
-      const get = est.s3GetMs[input] ?? 0;
+      // A task that carries its input image reads nothing from S3.
+      const get = s.inlineImage ? 0 : (est.s3GetMs[input] ?? 0);
       const decode = est.pngDecodeMs[input] ?? 0;
-      add(`${name}: S3 get of the ${input} px input`, "S3", "estimated", at, at + get);
+      if (!s.inlineImage) add(`${name}: S3 get of the ${input} px input`, "S3", "estimated", at, at + get);
       add(`${name}: PNG decode ${input} px`, "PNG", "estimated", at + get, at + get + decode);
       at += get + decode;
     }
     const size = stageOutputSize(s.stage);
     const encode = size > 0 ? (est.pngEncodeMs[size] ?? 0) : 0;
     add(`${name}: model`, "model", size > 0 ? "derived" : "measured", at, s.endAtMs - encode);
-    if (size > 0) {
-      add(`${name}: PNG encode ${size} px`, "PNG", "estimated", s.endAtMs - encode, s.endAtMs);
-      add(`${name}: S3 put of the ${size} px output, events`, "S3", "measured", s.endAtMs, s.finishedAtMs);
-    }
-    const handedAt = size > 0 ? s.finishedAtMs : s.endAtMs;
+    if (size > 0) add(`${name}: PNG encode ${size} px`, "PNG", "estimated", s.endAtMs - encode, s.endAtMs);
     const next = t.stages[i + 1];
-    if (next) add(`${name} → ${stageName(next.stage)}: task publish`, "NATS", "measured", handedAt, next.publishedAtMs);
-    else add("job record update (KV), image and completed events", "NATS", "measured", handedAt, t.recordedAtMs);
+    if (next) {
+      // The next task's publish runs alongside the S3 put of an image it carries; a larger image is put first.
+      const what =
+        size > 0
+          ? next.inlineImage
+            ? `task publish (S3 put of the ${size} px output alongside)`
+            : `S3 put of the ${size} px output, task publish`
+          : "task publish";
+      add(
+        `${name} → ${stageName(next.stage)}: ${what}`,
+        size > 0 && !next.inlineImage ? "S3" : "NATS",
+        "measured",
+        s.endAtMs,
+        next.publishedAtMs,
+      );
+    } else {
+      add(`${name}: S3 put of the ${size} px output, events`, "S3", "measured", s.endAtMs, s.finishedAtMs);
+      add("job record update (KV), image and completed events", "NATS", "measured", s.finishedAtMs, t.recordedAtMs);
+    }
   });
   add("gateway: record watch, presigned URLs, gRPC event out", "gateway", "measured", t.recordedAtMs, t.receivedAtMs);
   return out;

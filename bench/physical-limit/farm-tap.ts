@@ -7,6 +7,8 @@ export interface TappedTask {
   readonly stage: Stage;
   /** Size of the message: what the floor publishes. */
   readonly bytes: number;
+  /** It carries its input image (StageTask.image_png), so the stage does not read the store. */
+  readonly inlineImage: boolean;
   /** When this process received it (Date.now()). */
   readonly receivedAtMs: number;
 }
@@ -34,7 +36,7 @@ export class FarmTap {
           if (err) return;
           const task = fromBinary(StageTaskSchema, msg.data);
           const list = this.tasks.get(task.jobId) ?? [];
-          list.push({ stage: task.route[0]!, bytes: msg.data.length, receivedAtMs: Date.now() });
+          list.push({ stage: task.route[0]!, bytes: msg.data.length, inlineImage: task.imagePng.length > 0, receivedAtMs: Date.now() });
           this.tasks.set(task.jobId, list);
         },
       }),

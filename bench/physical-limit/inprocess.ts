@@ -4,8 +4,6 @@ import { decodeImage, encodePng, type RgbImage } from "@unclip/unclip/image";
 import { ensureEsrganBundle, loadUpscaler, type Upscaler } from "@unclip/upscaler";
 import { MAX_BATCH, type BenchConfig } from "./bench-config.js";
 
-/** The upscale worker's defaults (UNCLIP_UPSCALE_TILE, _TILE_OVERLAP, _BACK_PROJECTION). */
-export const UPSCALE_SETTINGS = { tileSize: 128, overlap: 16, backProjection: 1 } as const;
 /** PNG compression as the workers write it: the decoder with sharp's default, the upscaler at level 3. */
 const PNG_LEVEL = (size: number) => (size === 64 ? 6 : 3);
 
@@ -43,7 +41,7 @@ interface Work {
  */
 export class InProcess {
   private constructor(
-    readonly bundle: Bundle,
+    readonly bundles: readonly Bundle[],
     readonly upscaler: Upscaler,
     private readonly prior: TextToEmbedding,
     private readonly decoder: EmbeddingToImage,
@@ -51,14 +49,22 @@ export class InProcess {
   ) {}
 
   static async load(cfg: BenchConfig): Promise<InProcess> {
-    const bundle = await loadBundle(cfg.bundle, { sections: ["tokenizer", "clip", "prior", "decoder"] });
+    // Each stage's sessions with its own worker's threading, as the pools load them.
+    const priorBundle = await loadBundle(cfg.bundle, { sections: ["tokenizer", "clip", "prior"], ...cfg.threading.prior });
+    const decoderBundle = await loadBundle(cfg.bundle, { sections: ["decoder"], ...cfg.threading.decoder });
     const named = /^esrgan-(slim|medium)-x([2348])$/.exec(cfg.upscaler);
     const dir =
       named && !existsSync(cfg.upscaler)
         ? await ensureEsrganBundle(named[1] as "slim" | "medium", Number(named[2]) as 2 | 3 | 4 | 8)
         : cfg.upscaler;
-    const upscaler = await loadUpscaler(dir, { executionProvider: "cpu" });
-    return new InProcess(bundle, upscaler, new TextToEmbedding(bundle), new EmbeddingToImage(bundle), cfg);
+    const upscaler = await loadUpscaler(dir, { executionProvider: "cpu", ...cfg.threading.upscale });
+    return new InProcess(
+      [priorBundle, decoderBundle],
+      upscaler,
+      new TextToEmbedding(priorBundle),
+      new EmbeddingToImage(decoderBundle),
+      cfg,
+    );
   }
 
   /** Runs every model at the batch shapes the benchmark uses, once, as the farm's warm-up jobs do for the workers. */
@@ -67,7 +73,7 @@ export class InProcess {
     const embedded = await this.embed(works(MAX_BATCH.decoder));
     for (const n of [MAX_BATCH.decoder, 1]) await this.decode(embedded.slice(0, n));
     const images = embedded.map((w) => w.image!);
-    for (const n of [MAX_BATCH.upscale, 1]) await this.upscaler.upscale(images.slice(0, n), UPSCALE_SETTINGS);
+    for (const n of [MAX_BATCH.upscale, 1]) await this.upscaler.upscale(images.slice(0, n));
     await this.timedImage(1024, 1n);
   }
 
@@ -153,7 +159,7 @@ export class InProcess {
   }
 
   async release(): Promise<void> {
-    await Promise.allSettled([this.bundle.release(), this.upscaler.close()]);
+    await Promise.allSettled([...this.bundles.map((b) => b.release()), this.upscaler.close()]);
   }
 
   private async embed(batch: Work[]): Promise<Work[]> {
@@ -173,7 +179,8 @@ export class InProcess {
   /** As the upscale worker: passes of the model until the target side (×4 once, or ×2 twice). */
   private async upscaleTo(images: RgbImage[], target: number): Promise<RgbImage[]> {
     let out = images;
-    while (out[0]!.width < target) out = await this.upscaler.upscale(out, UPSCALE_SETTINGS);
+    // As the upscale worker with no UNCLIP_UPSCALE_* set: the bundle's own tiling and back-projection.
+    while (out[0]!.width < target) out = await this.upscaler.upscale(out);
     return out;
   }
 }

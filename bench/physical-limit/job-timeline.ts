@@ -15,7 +15,7 @@ export interface StageMarks {
   readonly startAtMs: number;
   /** The model returned: start + StageTiming.seconds. The next task's enqueuedAtMs is stamped here. */
   readonly endAtMs: number;
-  /** The worker announced stageFinished: after the output's S3 put, before the next task's publish. */
+  /** The worker announced stageFinished: after the output's S3 put and the next task's publish (they run together). */
   readonly finishedAtMs: number;
   /** StageTiming.queueSeconds in ms: from the previous stage's end (or the gateway's enqueue) to this start. */
   readonly queueMs: number;
@@ -23,6 +23,8 @@ export interface StageMarks {
   readonly stageMs: number;
   /** Bytes of this stage's task message. */
   readonly taskBytes: number;
+  /** The task carried its input image, so the stage read nothing from S3. */
+  readonly inlineImage: boolean;
 }
 
 export interface JobTimeline {
@@ -45,9 +47,12 @@ export interface HopSample {
   readonly taskBytes: number;
   /** StageTiming.queueSeconds of the receiving stage on an idle farm: the whole hop. */
   readonly hopMs: number;
-  /** Sending side: model end to stageFinished (S3 put of the output, preview event). NaN without an image. */
+  /**
+   * Sending side: model end to stageFinished: the S3 put of the output and the publish, which run together when the
+   * task carries the image, then the events. Not part of the hop when they do. NaN without an image.
+   */
   readonly putMs: number;
-  /** stageFinished (or model end) to the task reaching a subscriber: the publish. */
+  /** Model end to the task reaching a subscriber: the publish (after the S3 put when the task does not carry the image). */
   readonly publishMs: number;
   /** Receiving side: the task reaching a subscriber to the batch start (delivery to the open pull, decode, batch-fill wait, job check). */
   readonly receiveMs: number;
@@ -76,6 +81,7 @@ export function jobTimeline(run: JobRun, tap: FarmTap): JobTimeline {
         queueMs: t.queueSeconds * 1000,
         stageMs: t.seconds * 1000,
         taskBytes: task?.bytes ?? Number.NaN,
+        inlineImage: task?.inlineImage ?? false,
       };
     })
     .sort((a, b) => a.startAtMs - b.startAtMs);
@@ -112,7 +118,7 @@ export function hopSamples(t: JobTimeline): HopSample[] {
       taskBytes: s.taskBytes,
       hopMs: s.queueMs,
       putMs: pngSize > 0 ? prev.finishedAtMs - prev.endAtMs : Number.NaN,
-      publishMs: s.publishedAtMs - (pngSize > 0 ? prev.finishedAtMs : prev.endAtMs),
+      publishMs: s.publishedAtMs - prev.endAtMs,
       receiveMs: s.startAtMs - s.publishedAtMs,
     };
   });

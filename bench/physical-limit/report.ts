@@ -69,7 +69,7 @@ export function markdown(r: BenchResult): string {
 
   out.push("", `## Hops: one-image jobs on the idle farm (UNCLIP_MAX_WAIT_MS = ${c.maxWaitMs})`, "");
   out.push(
-    "| hop | jobs | task bytes | PNG | hop p50 / p99 (ms) | S3 put + events | publish | pull → batch start | floor: JetStream cycle | + S3 put | = floor | hop ÷ floor | S3 get of the PNG (in neither) |",
+    "| hop | jobs | task bytes | PNG | hop p50 / p99 (ms) | model end → stageFinished (S3 put ∥ publish, events) | model end → task published | pull → batch start | floor: JetStream cycle | + S3 put | = floor | hop ÷ floor | S3 get of the PNG (not in the hop when the task carries it) |",
     "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   );
   for (const h of r.hops) {

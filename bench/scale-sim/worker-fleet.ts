@@ -46,6 +46,7 @@ export class WorkerFleet {
           maxBatch: profile.maxBatch,
           prefetch: profile.prefetch,
           maxWaitMs: 20,
+          stepEventMs: 100,
           ackWaitMs: 30_000,
           maxDeliver: 8,
           retryBackoffMs: [1_000, 2_000, 5_000, 10_000, 30_000],

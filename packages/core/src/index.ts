@@ -12,7 +12,7 @@ export { createRegistry, renderMetrics, serveMetrics, WorkerMetrics } from "./me
 export { Shutdown } from "./shutdown.js";
 export { StageWorker, type StageWorkerOptions } from "./stage-worker.js";
 export type { StageHandler, StageOutput, TaskContext } from "./stage-handler.js";
-export { runWorker, loadWorkerConfig, type WorkerConfig } from "./worker-main.js";
+export { runWorker, loadWorkerConfig, type WorkerConfig, type WorkerDefaults } from "./worker-main.js";
 export { WorkerReporter, subscribeWorkerReports, REPORT_INTERVAL_MS } from "./worker-reports.js";
 export { TaskPuller, type TaskPullerOptions } from "./task-puller.js";
 export { PrefetchWindow } from "./prefetch-window.js";

@@ -26,6 +26,12 @@ import { NATS_REQUEST_TIMEOUT_MS, taskSubject, type FarmConnection } from "./nat
 import { renderKey, type ObjectStore } from "./object-store.js";
 import type { HeldTask, StageHandler, StageOutput } from "./stage-handler.js";
 
+/**
+ * Largest image (PNG bytes) a task carries to the next stage. The farm's 64 and 256 px images are a few kB to about
+ * 100 kB; NATS refuses messages over its max_payload (1 MiB by default), and the tasks wait in the stream.
+ */
+export const INLINE_IMAGE_MAX_BYTES = 256 * 1024;
+
 export interface HandOffDeps {
   readonly conn: FarmConnection;
   readonly store: ObjectStore;
@@ -82,36 +88,46 @@ export class TaskHandOff {
       imageEmbedding: undefined,
       sourceEmbeddings: undefined,
       imageKey: "",
+      imagePng: new Uint8Array(0),
       enqueuedAtMs: BigInt(Date.now()),
     });
+    const following = next.route[0];
+    if (following === undefined && !("png" in output)) {
+      throw new FarmError(GrpcStatus.INTERNAL, `stage ${stageName(stage)} produced no image but ends the route`);
+    }
     faultPoint("before-store");
     let produced;
+    let stored: Promise<void> = Promise.resolve();
     if ("png" in output) {
       const size = stageOutputSize(stage);
-      const key = renderKey(task.jobId, task.index, size);
-      await store.put(key, output.png);
-      produced = imageRef(task.index, size, key, task.seed);
-      next.imageKey = key;
-      if (next.route.length > 0) publishEvent(conn.nc, task.jobId, { case: "preview", value: produced });
+      produced = imageRef(task.index, size, renderKey(task.jobId, task.index, size), task.seed);
+      next.imageKey = produced.key;
+      if (output.png.length <= INLINE_IMAGE_MAX_BYTES) next.imagePng = output.png;
+      stored = store.put(produced.key, output.png);
     } else {
       next.imageEmbedding = output.embedding;
       next.sourceEmbeddings = output.sourceEmbeddings;
     }
-    faultPoint("after-store");
-    publishEvent(conn.nc, task.jobId, stageFinishedEvent(timing, produced));
-    const following = next.route[0];
-    if (following !== undefined) {
+    // A next stage that reads the image from its task need not wait for the store: the write and the publish run
+    // together. The task is acked only once both are done, and a redelivery repeats both (same key, same message id).
+    const published = (async () => {
+      if (following === undefined) return;
+      if (next.imagePng.length === 0) await stored;
       await conn.js.publish(taskSubject(stagePool(following), task.lane), toBinary(StageTaskSchema, next), {
         msgID: `${task.jobId}.${task.index}.${stageName(following)}`,
         timeout: NATS_REQUEST_TIMEOUT_MS,
       });
-    } else if (produced) {
+    })();
+    await Promise.all([stored, published]);
+    faultPoint("after-store");
+    // Announced once stored: a client may fetch the preview as soon as it hears of it.
+    if (produced && following !== undefined) publishEvent(conn.nc, task.jobId, { case: "preview", value: produced });
+    publishEvent(conn.nc, task.jobId, stageFinishedEvent(timing, produced));
+    if (following === undefined && produced) {
       const job = await recordImage(this.deps.jobs, conn.nc, next, produced, next.timings);
       if (job && job.images.length >= job.numImages) {
         metrics.jobSeconds.observe(jobLabels(job, task, "succeeded"), (Date.now() - Number(job.createdAtMs)) / 1000);
       }
-    } else {
-      throw new FarmError(GrpcStatus.INTERNAL, `stage ${stageName(stage)} produced no image but ends the route`);
     }
     faultPoint("after-publish");
     faultPoint("before-ack");

@@ -13,27 +13,40 @@ export interface WorkerConfig extends CommonConfig {
   /** Model bundle directory (UNCLIP_BUNDLE). */
   readonly bundle: string;
   readonly executionProvider: "cpu" | "cuda";
-  /** ONNX Runtime intra-op threads per session (UNCLIP_INTRA_OP_THREADS; 0 = ONNX Runtime's default, every core). */
+  /** ONNX Runtime intra-op threads per session (UNCLIP_INTRA_OP_THREADS; 0 = every core this process may run on; the worker's default). */
   readonly intraOpThreads: number;
+  /** Whether idle intra-op threads busy-wait for work (UNCLIP_INTRA_OP_SPINNING; default true). */
+  readonly spinning: boolean;
   readonly forceMs: number;
   /** Points where the worker kills itself on purpose, for the chaos suite (UNCLIP_FAULT_POINTS; none by default). */
   readonly faultPoints: FaultPoints;
 }
 
-export function loadWorkerConfig(env: Env, defaults: { metricsPort: number; maxBatch: number; bundle: string }): WorkerConfig {
+/** A worker's defaults, each overridden by its variable. */
+export interface WorkerDefaults {
+  metricsPort: number;
+  maxBatch: number;
+  bundle: string;
+  /** ONNX Runtime intra-op threads per session (UNCLIP_INTRA_OP_THREADS; default 0, every core the process may run on). */
+  intraOpThreads?: number;
+}
+
+export function loadWorkerConfig(env: Env, defaults: WorkerDefaults): WorkerConfig {
   const common = loadCommonConfig(env, defaults.metricsPort);
   const maxBatch = int(env, "UNCLIP_MAX_BATCH", defaults.maxBatch, 1, 256);
   return {
     ...common,
     bundle: str(env, "UNCLIP_BUNDLE", defaults.bundle),
     executionProvider: oneOf(env, "UNCLIP_EXECUTION_PROVIDER", "cpu", ["cpu", "cuda"] as const),
-    intraOpThreads: int(env, "UNCLIP_INTRA_OP_THREADS", 0, 0, 256),
+    intraOpThreads: int(env, "UNCLIP_INTRA_OP_THREADS", defaults.intraOpThreads ?? 0, 0, 256),
+    spinning: oneOf(env, "UNCLIP_INTRA_OP_SPINNING", "true", ["true", "false"] as const) === "true",
     forceMs: int(env, "UNCLIP_SHUTDOWN_FORCE_MS", 60_000, 1_000, 3_600_000),
     faultPoints: loadFaultPoints(env),
     worker: {
       maxBatch,
       prefetch: int(env, "UNCLIP_PREFETCH", maxBatch, 0, 4096),
       maxWaitMs: int(env, "UNCLIP_MAX_WAIT_MS", 20, 0, 60_000),
+      stepEventMs: int(env, "UNCLIP_STEP_EVENT_MS", 100, 0, 60_000),
       ackWaitMs: int(env, "UNCLIP_ACK_WAIT_MS", 30_000, 1_000, 3_600_000),
       maxDeliver: int(env, "UNCLIP_MAX_DELIVER", 8, 1, 100),
       retryBackoffMs: msList(env, "UNCLIP_RETRY_BACKOFF_MS", [1_000, 2_000, 5_000, 10_000, 30_000]),
@@ -69,7 +82,7 @@ export interface WorkerDeps {
  */
 export async function runWorker(
   service: string,
-  defaults: { metricsPort: number; maxBatch: number; bundle: string },
+  defaults: WorkerDefaults,
   makeHandler: (deps: WorkerDeps) => Promise<StageHandler & { close?(): Promise<void> }>,
   env: Env = process.env,
 ): Promise<void> {

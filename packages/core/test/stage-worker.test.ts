@@ -12,6 +12,7 @@ import {
   loadCommonConfig,
   ObjectStore,
   StageWorker,
+  subscribeEvents,
   TASK_STREAM,
   taskSubject,
   WorkerMetrics,
@@ -36,6 +37,7 @@ const options = (workerName: string): StageWorkerOptions => ({
   maxBatch: 1,
   prefetch: 0,
   maxWaitMs: 0,
+  stepEventMs: 0,
   ackWaitMs: 5000,
   maxDeliver: 8,
   retryBackoffMs: [200],
@@ -62,12 +64,12 @@ function scriptedHandler(behaviour: "hang" | "answer") {
   return { handler, runs, release };
 }
 
-async function startWorker(name: string, handler: StageHandler) {
+async function startWorker(name: string, handler: StageHandler, overrides: Partial<StageWorkerOptions> = {}) {
   const conn = await connectFarm(nats.url, name);
   connections.push(conn);
   const store = new ObjectStore(loadCommonConfig({}, 0).s3);
   const registry = createRegistry(name);
-  const worker = new StageWorker(conn, store, handler, options(name), log, new WorkerMetrics(registry));
+  const worker = new StageWorker(conn, store, handler, { ...options(name), ...overrides }, log, new WorkerMetrics(registry));
   await worker.start();
   const outcomes = async () => {
     const counts: Record<string, number> = {};
@@ -146,5 +148,51 @@ describe("the hand-off", () => {
     } finally {
       armFaultPoints(new Map(), log);
     }
+  }, 60_000);
+});
+
+describe("step events", () => {
+  /** Runs one task whose handler reports 20 steps, 10 ms apart; returns the steps announced as events and the run's ms. */
+  async function announcedSteps(name: string, jobId: string, stepEventMs: number): Promise<{ steps: number[]; ms: number }> {
+    let ms = 0;
+    const stepping: StageHandler = {
+      pool: "prior",
+      bundle: "stepping@1",
+      batchKey: () => "k",
+      run: async (batch) => {
+        const started = Date.now();
+        for (let step = 1; step <= 20; step++) {
+          await sleep(10);
+          for (const t of batch) t.progress(step, 20);
+        }
+        ms = Date.now() - started;
+        return batch.map(() => ({ embedding: encodeTensor({ dtype: "float32", shape: [1, 2], data: new Float32Array([1, 2]) }) }));
+      },
+    };
+    const w = await startWorker(name, stepping, { stepEventMs });
+    const steps: number[] = [];
+    const sub = subscribeEvents(w.conn.nc, jobId, (e) => {
+      if (e.event.case === "step") steps.push(e.event.value.step);
+    });
+    await w.conn.nc.flush();
+    await new JobStore(w.conn.jobs).create(create(JobSchema, { jobId, state: JobState.QUEUED, numImages: 1 }));
+    const task = create(StageTaskSchema, { jobId, route: [Stage.PRIOR, Stage.DECODER], params: create(JobParamsSchema, { prompt: "z" }) });
+    await w.conn.js.publish(taskSubject("prior"), toBinary(StageTaskSchema, task));
+    await until("the task to be handed on", async () => (await w.outcomes()).ok === 1);
+    await w.conn.nc.flush();
+    sub.unsubscribe();
+    await w.worker.stop();
+    return { steps, ms };
+  }
+
+  it("are announced at most once per stepEventMs, and the last step always", async () => {
+    const every = await announcedSteps("worker-d", "5a11ed00-0000-4000-8000-000000000003", 0);
+    expect(every.steps).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    // 20 steps over at least 200 ms, at most one event per 80 ms on the way, then step 20.
+    const { steps, ms } = await announcedSteps("worker-e", "5a11ed00-0000-4000-8000-000000000004", 80);
+    expect(steps.at(-1)).toBe(20);
+    expect(steps.length).toBeGreaterThanOrEqual(2);
+    expect(steps.length).toBeLessThanOrEqual(Math.floor(ms / 80) + 1);
+    expect(steps).toEqual([...new Set(steps)].sort((a, b) => a - b));
   }, 60_000);
 });

@@ -1,17 +1,16 @@
 import { readFile } from "node:fs/promises";
 import { InferenceSession } from "onnxruntime-node";
 import { BundleError, bundleFile, readManifest, type BundleManifest, type BundleSection } from "./manifest.js";
+import { threadingOptions, type SessionThreading } from "./session-threading.js";
 import { PromptTokenizer } from "./tokenizer.js";
 
 export type ExecutionProvider = "cpu" | "cuda";
 export type BundleLog = (msg: string, fields?: object) => void;
 
-export interface LoadBundleOptions {
+export interface LoadBundleOptions extends SessionThreading {
   /** The manifest sections this process uses; only their models are loaded. */
   sections: readonly BundleSection[];
   executionProvider?: ExecutionProvider;
-  /** onnxruntime's intra-op threads per session (its default: one per core). */
-  intraOpThreads?: number;
   log?: BundleLog;
 }
 
@@ -49,7 +48,7 @@ export async function loadBundle(dir: string, options: LoadBundleOptions): Promi
   const id = `${manifest.name}@${manifest.version}`;
   let provider = options.executionProvider ?? "cpu";
 
-  const threads = options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads };
+  const threads = threadingOptions(options);
 
   const open = async (file: string): Promise<InferenceSession> => {
     const modelPath = bundleFile(dir, manifest, file);

@@ -1,4 +1,5 @@
 export * from "./manifest.js";
+export { threadingOptions, type SessionThreading } from "./session-threading.js";
 export { respacedTimesteps, roundHalfEven, squaredcosCapV2, type NoiseSchedule } from "./schedule.js";
 export { createSampler, DDIMInverseSampler, DDIMSampler, DDPMSampler, type Sampler } from "./samplers.js";
 export { GaussianNoise } from "./noise.js";

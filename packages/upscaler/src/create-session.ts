@@ -1,3 +1,4 @@
+import { threadingOptions, type SessionThreading } from "@unclip/unclip/session-threading";
 import ort from "onnxruntime-node";
 import type { Log } from "./types.js";
 
@@ -9,9 +10,9 @@ export async function createSession(
   modelPath: string,
   provider: "cpu" | "cuda",
   log: Log,
-  intraOpThreads?: number,
+  threading: SessionThreading,
 ): Promise<{ session: ort.InferenceSession; provider: "cpu" | "cuda" }> {
-  const threads = intraOpThreads ? { intraOpNumThreads: intraOpThreads } : {};
+  const threads = threadingOptions(threading);
   if (provider === "cuda") {
     try {
       return { session: await ort.InferenceSession.create(modelPath, { ...threads, executionProviders: ["cuda"] }), provider: "cuda" };

@@ -33,7 +33,7 @@ export async function loadUpscaler(bundleDir: string, options: LoadOptions): Pro
   let provider: Upscaler["provider"] = "cpu";
   try {
     for (const file of new Set([manifest.upscaler.model, ...Object.values(bySide)])) {
-      const created = await createSession(path.join(bundleDir, file), options.executionProvider, log, options.intraOpThreads);
+      const created = await createSession(path.join(bundleDir, file), options.executionProvider, log, options);
       sessions.set(file, created.session);
       provider = created.provider;
       if (!created.session.inputNames.includes(INPUT) || !created.session.outputNames.includes(OUTPUT)) {

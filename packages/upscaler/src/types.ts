@@ -1,3 +1,5 @@
+import type { SessionThreading } from "@unclip/unclip/session-threading";
+
 /** An 8-bit RGB image, pixels interleaved row by row (r, g, b, r, g, b, ...). */
 export interface RgbImage {
   width: number;
@@ -40,9 +42,7 @@ export interface Upscaler {
 
 export type Log = (msg: string, fields?: object) => void;
 
-export interface LoadOptions {
+export interface LoadOptions extends SessionThreading {
   executionProvider: "cpu" | "cuda";
-  /** ONNX Runtime intra-op threads (undefined or 0: ONNX Runtime's default, every core). */
-  intraOpThreads?: number;
   log?: Log;
 }

@@ -10,7 +10,8 @@ await runWorker(
     const bundle = await loadBundle(config.bundle, {
       sections: ["decoder"],
       executionProvider: config.executionProvider,
-      intraOpThreads: config.intraOpThreads || undefined,
+      intraOpThreads: config.intraOpThreads,
+      spinning: config.spinning,
       log: (msg, fields) => log.info(fields ?? {}, msg),
     });
     return decoderHandler(bundle, store);

@@ -26,7 +26,8 @@ await runWorker(
         upscalers.push(
           await loadUpscaler(dir, {
             executionProvider: config.executionProvider,
-            intraOpThreads: config.intraOpThreads || undefined,
+            intraOpThreads: config.intraOpThreads,
+            spinning: config.spinning,
             log: (msg, fields) => log.info(fields ?? {}, msg),
           }),
         );

@@ -49,7 +49,8 @@ export function upscaleHandler(
     const target = stageOutputSize(batch[0]!.stage);
     for (let i = 0; i < batch.length; i++) {
       try {
-        const image = await decodeImage(await store.get(batch[i]!.task.imageKey));
+        const { imagePng, imageKey } = batch[i]!.task;
+        const image = await decodeImage(imagePng.length > 0 ? imagePng : await store.get(imageKey));
         passes(upscaler, image.width, target);
         inputs.push(image);
         ok.push(i);

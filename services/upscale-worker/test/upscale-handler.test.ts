@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FarmError, GrpcStatus, type ObjectStore, type TaskContext } from "@unclip/core";
 import { create, Stage, StageTaskSchema } from "@unclip/protocol";
 import { loadUpscaler, type Upscaler } from "@unclip/upscaler";
-import { encodePng } from "@unclip/unclip/image";
+import { decodeImage, encodePng } from "@unclip/unclip/image";
 import { upscaleHandler } from "../src/upscale-handler.js";
 
 const TINY_BUNDLE = fileURLToPath(new URL("../../../models/tiny-random/", import.meta.url));
@@ -52,6 +52,32 @@ describe("upscaleHandler's inputs", () => {
     expect(empty).toMatchObject({ code: GrpcStatus.UNAVAILABLE, retryable: true });
     expect((empty as Error).message).toMatch(/^the stored image renders\/j\/1\/64\.png could not be decoded: .*0 bytes/);
     expect(late).toBe(timeout);
+  });
+});
+
+describe("upscaleHandler's inline inputs", () => {
+  it("reads an image the task carries from the task, not from the store, and the stored one when it carries none", async () => {
+    const inline = await encodePng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 3).fill(30) });
+    const stored = await encodePng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 3).fill(220) });
+    // The key of the inline task is not in the store yet (its write runs alongside the publish): reading it would fail.
+    const handler = upscaleHandler(
+      upscaler,
+      storeOf({ "renders/j/0/64.png": FarmError.unavailable("not written yet"), "renders/j/1/64.png": stored }),
+      { backProjection: 0 },
+    );
+    const carrying: TaskContext = {
+      ...task("renders/j/0/64.png"),
+      task: create(StageTaskSchema, { imageKey: "renders/j/0/64.png", imagePng: inline }),
+    };
+    const [fromTask, fromStore] = await handler.run([carrying, task("renders/j/1/64.png")], new AbortController().signal);
+    const mean = async (out: unknown) => {
+      const { data } = await decodeImage((out as { png: Uint8Array }).png);
+      return data.reduce((a, b) => a + b, 0) / data.length;
+    };
+    expect(fromTask).not.toBeInstanceOf(Error);
+    expect(fromStore).not.toBeInstanceOf(Error);
+    // The tiny random upscaler keeps a flat image's level roughly: the dark input stays darker than the light one.
+    expect(await mean(fromTask)).toBeLessThan(await mean(fromStore));
   });
 });
 
