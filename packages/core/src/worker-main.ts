@@ -15,7 +15,7 @@ export interface WorkerConfig extends CommonConfig {
   readonly executionProvider: "cpu" | "cuda";
   /** ONNX Runtime intra-op threads per session (UNCLIP_INTRA_OP_THREADS; 0 = every core this process may run on; the worker's default). */
   readonly intraOpThreads: number;
-  /** Whether idle intra-op threads busy-wait for work (UNCLIP_INTRA_OP_SPINNING; default true). */
+  /** Whether idle intra-op threads busy-wait for work (UNCLIP_INTRA_OP_SPINNING; default false). */
   readonly spinning: boolean;
   readonly forceMs: number;
   /** Points where the worker kills itself on purpose, for the chaos suite (UNCLIP_FAULT_POINTS; none by default). */
@@ -39,7 +39,7 @@ export function loadWorkerConfig(env: Env, defaults: WorkerDefaults): WorkerConf
     bundle: str(env, "UNCLIP_BUNDLE", defaults.bundle),
     executionProvider: oneOf(env, "UNCLIP_EXECUTION_PROVIDER", "cpu", ["cpu", "cuda"] as const),
     intraOpThreads: int(env, "UNCLIP_INTRA_OP_THREADS", defaults.intraOpThreads ?? 0, 0, 256),
-    spinning: oneOf(env, "UNCLIP_INTRA_OP_SPINNING", "true", ["true", "false"] as const) === "true",
+    spinning: oneOf(env, "UNCLIP_INTRA_OP_SPINNING", "false", ["true", "false"] as const) === "true",
     forceMs: int(env, "UNCLIP_SHUTDOWN_FORCE_MS", 60_000, 1_000, 3_600_000),
     faultPoints: loadFaultPoints(env),
     worker: {

@@ -10,15 +10,15 @@ export interface SessionThreading {
    */
   intraOpThreads?: number;
   /**
-   * Whether idle intra-op threads busy-wait for the next operator (default true, ONNX Runtime's own default). Turned
-   * off, a lone pipeline in one process ran faster, but the farm's decoder worker, sharing the cores with the other
-   * services, ran 10–20 % slower (bench/physical-limit/README.md, Results).
+   * Whether idle intra-op threads busy-wait for the next operator (default false; ONNX Runtime's own default is true).
+   * Spinning threads hold cores that the other processes on the machine need: the farm's decoder worker ran 64 px
+   * images at 10.0 images/s with them and 11.8 without (docs/operations.md, "Threads").
    */
   spinning?: boolean;
 }
 
 /** The session options for `threading`. */
-export function threadingOptions({ intraOpThreads, spinning = true }: SessionThreading): InferenceSession.SessionOptions {
+export function threadingOptions({ intraOpThreads, spinning = false }: SessionThreading): InferenceSession.SessionOptions {
   return {
     intraOpNumThreads: intraOpThreads || availableParallelism(),
     extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },

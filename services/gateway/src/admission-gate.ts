@@ -22,11 +22,12 @@ interface Reservation {
 }
 
 /**
- * Admission control on the whole farm's backlog, weighed by work. Each admission reads every pool's backlog,
- * adds the jobs this gateway admitted that the read may not show yet, and refuses the job with RESOURCE_EXHAUSTED
- * (and a `retry-after-ms` hint) when the task count or the ETA would pass its limit. The check and the reservation
- * happen in one synchronous step, so concurrent submits through this gateway cannot overshoot a limit; submits in
- * flight through other gateways can, by at most their own size.
+ * Admission control on the whole farm's backlog, weighed by work. Each admission reads every pool's backlog (or
+ * joins the read already under way: a burst of submits shares one), adds the jobs this gateway admitted that the
+ * read may not show yet, and refuses the job with RESOURCE_EXHAUSTED (and a `retry-after-ms` hint) when the task
+ * count or the ETA would pass its limit. The check and the reservation happen in one synchronous step, so concurrent
+ * submits through this gateway cannot overshoot a limit; submits in flight through other gateways can, by at most
+ * their own size.
  *
  * A job that arrives when the farm holds no work at all is always admitted, so no job is too big to ever run.
  */
@@ -34,6 +35,8 @@ export class AdmissionGate {
   private readonly reservations = new Set<Reservation>();
   private readsStarted = 0;
   private latest: { read: number; backlog: Map<Pool, number> } = { read: 0, backlog: new Map() };
+  /** The read under way, which admissions arriving meanwhile join. */
+  private reading: { read: number; backlog: Promise<Map<Pool, number>> } | undefined;
 
   constructor(
     private readonly readBacklog: BacklogReader,
@@ -43,8 +46,11 @@ export class AdmissionGate {
 
   /** Checks and reserves the job, then runs `enqueue` with its ETA (seconds); refuses with RESOURCE_EXHAUSTED. */
   async admit<T>(work: JobWork, enqueue: (etaSeconds: number) => Promise<T>): Promise<T> {
-    const read = ++this.readsStarted;
-    const backlog = await this.readBacklog();
+    // Joining a read that started before this call is safe: reservations are dropped only by reads that started
+    // after their tasks were published (below), so the ones this read cannot show yet still count.
+    this.reading ??= this.startRead();
+    const { read, backlog: reading } = this.reading;
+    const backlog = await reading;
     // Reads can finish out of order: keep the newest, and drop the reservations it already shows.
     if (read > this.latest.read) {
       this.latest = { read, backlog };
@@ -61,6 +67,14 @@ export class AdmissionGate {
       this.reservations.delete(reservation);
       throw err;
     }
+  }
+
+  private startRead(): { read: number; backlog: Promise<Map<Pool, number>> } {
+    const read = ++this.readsStarted;
+    const backlog = this.readBacklog().finally(() => {
+      if (this.reading?.read === read) this.reading = undefined;
+    });
+    return { read, backlog };
   }
 
   /** The ETA of `work` behind everything queued; throws RESOURCE_EXHAUSTED over a limit. */

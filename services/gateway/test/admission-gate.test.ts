@@ -44,6 +44,23 @@ describe("AdmissionGate", () => {
     expect((refused.reason as FarmError).retryAfterMs).toBeGreaterThan(0);
   });
 
+  it("lets a burst of submits share one backlog read, and reads again for a submit after it", async () => {
+    let reads = 0;
+    const gate = new AdmissionGate(
+      async () => {
+        reads++;
+        await sleep(20);
+        return new Map<Pool, number>([["prior", 0]]);
+      },
+      new ServiceRates(),
+      { maxQueuedTasks: 1000, maxQueueSeconds: 0 },
+    );
+    await Promise.all(Array.from({ length: 50 }, () => gate.admit(oneImage64(), async () => undefined)));
+    expect(reads).toBe(1);
+    await gate.admit(oneImage64(), async () => undefined);
+    expect(reads).toBe(2);
+  });
+
   it("frees a reservation whose admission failed", async () => {
     const queue = new FakeQueue();
     queue.tasks = 1;
