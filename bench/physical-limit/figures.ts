@@ -42,6 +42,13 @@ export interface SaturationRound {
   readonly order: "in-process first" | "farm first";
   readonly inProcess: PipelineRun;
   readonly farm: PipelineRun;
+  /**
+   * CPU seconds each process used during the farm's run: the gateway, each worker, nats-server, and this process
+   * (the gRPC client following every job, and the embedded S3 server).
+   */
+  readonly farmCpuSeconds: Readonly<Record<string, number>>;
+  /** CPU seconds of this process during the in-process run (the pipelines; the farm sits idle meanwhile). */
+  readonly inProcessCpuSeconds: number;
 }
 
 export const rate = (runs: readonly PipelineRun[]) => runs.reduce((a, r) => a + r.images, 0) / runs.reduce((a, r) => a + r.seconds, 0);

@@ -200,7 +200,8 @@ function read(): Reading {
   return { atMs: Date.now(), procs, cpu: { busy: total - idle, total } };
 }
 
-function clockTicks(): number {
+/** Ticks per second of /proc's CPU times (getconf CLK_TCK). */
+export function clockTicks(): number {
   try {
     const v = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
     return v > 0 ? v : 100;

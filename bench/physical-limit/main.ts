@@ -22,12 +22,13 @@ import {
   type Figure,
   type SaturationRound,
 } from "./figures.js";
-import { InProcess, type ImageTimings, type OutputSize } from "./inprocess.js";
+import { InProcess, type ImageTimings, type OutputSize, type PipelineRun } from "./inprocess.js";
 import { hopSamples, jobTimeline } from "./job-timeline.js";
 import { checkMachine, loadAverage, MachineMonitor } from "./machine-guard.js";
 import { plotBreakdown, plotHops, plotThroughput } from "./plot.js";
 import { figureTable, markdown, type BenchResult } from "./report.js";
 import { percentiles, quantile } from "./stats.js";
+import { cpuSeconds, cpuUsedBetween } from "./process-cpu.js";
 import { measureFloor } from "./transport-floor.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -228,12 +229,35 @@ process.exit(0);
 
 /** One round: in process then farm on even rounds, farm then in process on odd ones, so drift cancels over two. */
 async function saturationRound(inProcess: InProcess, size: OutputSize, images: number, round: number): Promise<SaturationRound> {
+  const pids: Record<string, number> = { "bench (gRPC client, S3 server)": process.pid, "nats-server": farm.nats.pid! };
+  for (const s of farm.services()) pids[s.name] = s.current.child.pid!;
+  const farmSide = async () => {
+    const before = cpuSeconds(pids);
+    const run = await saturate(client, cfg, size, images);
+    return { run, cpu: cpuUsedBetween(before, cpuSeconds(pids)) };
+  };
+  const localSide = async () => {
+    const before = cpuSeconds({ self: process.pid }).self!;
+    const run = await inProcess.pipeline(size, images);
+    return { run, cpu: cpuSeconds({ self: process.pid }).self! - before };
+  };
+  const result = (
+    order: SaturationRound["order"],
+    local: { run: PipelineRun; cpu: number },
+    remote: { run: PipelineRun; cpu: Record<string, number> },
+  ) => ({
+    order,
+    inProcess: local.run,
+    farm: remote.run,
+    farmCpuSeconds: remote.cpu,
+    inProcessCpuSeconds: local.cpu,
+  });
   if (round % 2 === 0) {
-    const a = await inProcess.pipeline(size, images);
-    return { order: "in-process first", inProcess: a, farm: await saturate(client, cfg, size, images) };
+    const local = await localSide();
+    return result("in-process first", local, await farmSide());
   }
-  const f = await saturate(client, cfg, size, images);
-  return { order: "farm first", farm: f, inProcess: await inProcess.pipeline(size, images) };
+  const remote = await farmSide();
+  return result("farm first", await localSide(), remote);
 }
 
 function commit(): string {

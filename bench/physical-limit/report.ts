@@ -114,6 +114,7 @@ export function markdown(r: BenchResult): string {
       out.push(`| ${size} px | ${i + 1} | ${s.order} | ${s.farm.images} | ${fmt(a, 2)} | ${fmt(f, 2)} | ${fmt(f / a, 3)} |`);
     });
   }
+  out.push(...cpuTable(r.saturation));
 
   out.push(
     "",
@@ -133,4 +134,32 @@ export function markdown(r: BenchResult): string {
     );
   }
   return `${out.join("\n")}\n`;
+}
+
+/**
+ * CPU milliseconds per image of each farm process during the saturation rounds, next to the in-process pipelines':
+ * where the cost of distribution goes on cores that the models would otherwise have.
+ */
+function cpuTable(saturation: BenchResult["saturation"]): string[] {
+  const perImage = (rounds: readonly SaturationRound[], cpu: (r: SaturationRound) => number) =>
+    (rounds.reduce((a, r) => a + cpu(r), 0) / rounds.reduce((a, r) => a + r.farm.images, 0)) * 1000;
+  const names = [...new Set([64, 1024].flatMap((size) => saturation[size as 64 | 1024].flatMap((r) => Object.keys(r.farmCpuSeconds))))];
+  const out = [
+    "",
+    "CPU time per image during the saturation rounds (ms of one core; /proc utime + stime of each process):",
+    "",
+    `| size | ${names.join(" | ")} | farm, all | in process | farm ÷ in process |`,
+    `|---|${names.map(() => "---:|").join("")}---:|---:|---:|`,
+  ];
+  for (const size of [64, 1024] as const) {
+    const rounds = saturation[size];
+    if (rounds.length === 0) continue;
+    const each = names.map((n) => perImage(rounds, (r) => r.farmCpuSeconds[n] ?? 0));
+    const farmAll = each.reduce((a, b) => a + b, 0);
+    const local = perImage(rounds, (r) => r.inProcessCpuSeconds);
+    out.push(
+      `| ${size} px | ${each.map((v) => fmt(v, 1)).join(" | ")} | ${fmt(farmAll, 1)} | ${fmt(local, 1)} | ${fmt(farmAll / local, 3)} |`,
+    );
+  }
+  return out;
 }

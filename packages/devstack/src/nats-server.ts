@@ -10,6 +10,8 @@ export interface NatsServerHandle {
   readonly storeDir: string;
   /** The server's HTTP monitoring endpoint (/connz, /subsz, /jsz), on loopback: http://127.0.0.1:<port>. */
   readonly monitorUrl: string;
+  /** Process id of the running server (the new one after a restart), e.g. to read its CPU time. */
+  readonly pid: number | undefined;
   /** SIGKILLs the server (no clean shutdown of JetStream); its store directory is kept. */
   kill(): Promise<void>;
   /** Starts the server again on the same port and store directory after kill() (a no-op while it runs). */
@@ -90,6 +92,9 @@ export async function startNatsServer(
     port,
     storeDir,
     monitorUrl: `http://127.0.0.1:${monitorPort}`,
+    get pid() {
+      return child.pid;
+    },
     kill: () => stopChild(child, "SIGKILL"),
     restart: async () => {
       if (!running()) child = (await launch(port, monitorPort)).child;
