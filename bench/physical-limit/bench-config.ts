@@ -28,7 +28,7 @@ export interface BenchConfig {
   /** Images of one saturation round at 64 px and at 1024 px (BENCH_IMAGES_64 384, BENCH_IMAGES_1024 64). */
   readonly images64: number;
   readonly images1024: number;
-  /** Rounds of each saturation comparison; round r runs in-process then farm when r is even, farm then in-process when odd (BENCH_ROUNDS 2). */
+  /** Rounds of each saturation comparison; round r runs in-process then farm when r is even, farm then in-process when odd (BENCH_ROUNDS 4). */
   readonly rounds: number;
   /** One-image 64 px jobs on the idle farm, each paired with the same work in process (BENCH_IDLE_JOBS 60). */
   readonly idleJobs: number;
@@ -80,7 +80,7 @@ export function loadBenchConfig(env: Env, repoRoot: string): BenchConfig {
   // Quick mode only changes the defaults: an explicit BENCH_* count still wins.
   const d = quick
     ? { images64: 16, images1024: 2, rounds: 1, idle: 4, hop: 3, breakdown: 1, floor: 40, gain: 8 }
-    : { images64: 384, images1024: 64, rounds: 2, idle: 60, hop: 30, breakdown: 8, floor: 200, gain: 48 };
+    : { images64: 384, images1024: 64, rounds: 4, idle: 60, hop: 30, breakdown: 8, floor: 200, gain: 48 };
   return {
     quick,
     force: flag(env, "BENCH_FORCE"),

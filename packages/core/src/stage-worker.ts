@@ -297,15 +297,15 @@ export class StageWorker {
   private async runBatch(batch: Entry[], previous: Promise<void>): Promise<{ handOff: Promise<void>; modelFree: Promise<unknown> }> {
     const { pool } = this.handler;
     const live: Entry[] = [];
-    for (const entry of batch) {
-      this.handingOn.add(entry.msg);
-      const job = await this.jobs.get(entry.item.task.jobId);
-      if (!job || isTerminal(job)) {
-        this.handOff.drop(entry.msg, entry.item, job ? "job already ended" : "job not found");
-        continue;
-      }
-      live.push(entry);
-    }
+    for (const entry of batch) this.handingOn.add(entry.msg);
+    // One KV read per task, all at once: read one after another they would keep a full batch off the model for as
+    // many round trips.
+    const jobs = await Promise.all(batch.map((entry) => this.jobs.get(entry.item.task.jobId)));
+    batch.forEach((entry, i) => {
+      const job = jobs[i];
+      if (!job || isTerminal(job)) this.handOff.drop(entry.msg, entry.item, job ? "job already ended" : "job not found");
+      else live.push(entry);
+    });
     if (live.length === 0) return { handOff: previous, modelFree: Promise.resolve() };
     const stage = live[0]!.item.stage;
     const labels = { pool, stage: stageName(stage) };
