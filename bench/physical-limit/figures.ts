@@ -23,6 +23,8 @@ export interface Figure {
   readonly target?: Target;
   /** MET or MISSED against the target; absent for a figure without one. A figure that could not be measured is MISSED. */
   readonly verdict?: "MET" | "MISSED";
+  /** How far a MISSED figure is from its target, in the figure's unit (NaN when it could not be measured). */
+  readonly missedBy?: number;
   /** The machine was busy while this figure was measured (or the run was forced on a busy machine). */
   readonly busy: boolean;
   /** One line: what the value is made of. */
@@ -31,10 +33,10 @@ export interface Figure {
   readonly latencyMs: Readonly<Record<string, Percentiles>>;
 }
 
-export function withVerdict(f: Omit<Figure, "verdict">): Figure {
+export function withVerdict(f: Omit<Figure, "verdict" | "missedBy">): Figure {
   if (!f.target) return f;
   const ok = Number.isFinite(f.value) && (f.target.op === ">=" ? f.value >= f.target.value : f.value <= f.target.value);
-  return { ...f, verdict: ok ? "MET" : "MISSED" };
+  return ok ? { ...f, verdict: "MET" } : { ...f, verdict: "MISSED", missedBy: Math.abs(f.value - f.target.value) };
 }
 
 /** One saturation round: the same images in process and on the farm, one after the other. */

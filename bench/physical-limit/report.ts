@@ -44,7 +44,8 @@ export function figureTable(figures: readonly Figure[]): string {
   for (const f of figures) {
     const value = f.unit === "ms" ? `${fmt(f.value)} ms` : fmt(f.value, 3);
     const target = f.target ? `${f.target.op === ">=" ? "≥" : "≤"} ${f.target.value}${f.unit === "ms" ? " ms" : ""}` : "–";
-    const verdict = f.verdict ? `**${f.verdict}** (${value})` : "–";
+    const missedBy = f.unit === "ms" ? `${fmt(f.missedBy ?? Number.NaN)} ms` : fmt(f.missedBy ?? Number.NaN, 3);
+    const verdict = f.verdict === "MISSED" ? `**MISSED** by ${missedBy}` : f.verdict ? `**MET** (${value})` : "–";
     const latency = Object.entries(f.latencyMs)
       .map(([k, p]) => `${k}: ${fmtP(p, 0)}`)
       .join("; ");
