@@ -65,19 +65,10 @@ export function jobSegments(t: JobTimeline, est: Estimates): Segment[] {
     const next = t.stages[i + 1];
     if (next) {
       // The next task's publish runs alongside the S3 put of an image it carries; a larger image is put first.
-      const what =
-        size > 0
-          ? next.inlineImage
-            ? `task publish (S3 put of the ${size} px output alongside)`
-            : `S3 put of the ${size} px output, task publish`
-          : "task publish";
-      add(
-        `${name} → ${stageName(next.stage)}: ${what}`,
-        size > 0 && !next.inlineImage ? "S3" : "NATS",
-        "measured",
-        s.endAtMs,
-        next.publishedAtMs,
-      );
+      const putFirst = size > 0 && !next.inlineImage;
+      const alongside = size > 0 && next.inlineImage ? ` (S3 put of the ${size} px output alongside)` : "";
+      const part = putFirst ? `S3 put of the ${size} px output, task publish` : `task publish${alongside}`;
+      add(`${name} → ${stageName(next.stage)}: ${part}`, putFirst ? "S3" : "NATS", "measured", s.endAtMs, next.publishedAtMs);
     } else {
       add(`${name}: S3 put of the ${size} px output, events`, "S3", "measured", s.endAtMs, s.finishedAtMs);
       add("job record update (KV), image and completed events", "NATS", "measured", s.finishedAtMs, t.recordedAtMs);

@@ -1,7 +1,7 @@
-import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import { procStat, TICKS_PER_SECOND, type ProcStat } from "./process-cpu.js";
 
 /** A process that used CPU while the benchmark ran, outside the benchmark's own process tree. */
 export interface Offender {
@@ -43,19 +43,11 @@ export interface GuardVerdict {
   readonly cores: number;
 }
 
-interface Proc {
-  ppid: number;
-  comm: string;
-  ticks: number;
-}
-
 interface Reading {
   atMs: number;
-  procs: Map<number, Proc>;
+  procs: Map<number, ProcStat>;
   cpu: { busy: number; total: number };
 }
-
-const TICKS_PER_SECOND = clockTicks();
 
 /**
  * Reads the 1-minute load average and samples every other process's CPU for `windowMs`. Busy when the load average
@@ -159,7 +151,7 @@ function between(a: Reading, b: Reading, t: number): LoadWindow {
   };
 }
 
-function descendants(procs: Map<number, Proc>, root: number): Set<number> {
+function descendants(procs: Map<number, ProcStat>, root: number): Set<number> {
   const children = new Map<number, number[]>();
   for (const [pid, p] of procs) children.set(p.ppid, [...(children.get(p.ppid) ?? []), pid]);
   const out = new Set<number>([root]);
@@ -175,37 +167,15 @@ function descendants(procs: Map<number, Proc>, root: number): Set<number> {
 }
 
 function read(): Reading {
-  const procs = new Map<number, Proc>();
+  const procs = new Map<number, ProcStat>();
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, "utf8");
-    } catch {
-      continue; // exited meanwhile
-    }
-    // pid (comm) state ppid … utime stime: comm may hold spaces and parentheses, so split after the last ")".
-    const close = stat.lastIndexOf(")");
-    const fields = stat.slice(close + 2).split(" ");
-    procs.set(Number(name), {
-      ppid: Number(fields[1]),
-      comm: stat.slice(stat.indexOf("(") + 1, close),
-      ticks: Number(fields[11]) + Number(fields[12]),
-    });
+    const stat = procStat(name);
+    if (stat) procs.set(Number(name), stat);
   }
   // user nice system idle iowait irq softirq steal (guest time is already inside user and nice).
   const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.split(/\s+/).slice(1, 9).map(Number);
   const total = cpu.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
   const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
   return { atMs: Date.now(), procs, cpu: { busy: total - idle, total } };
-}
-
-/** Ticks per second of /proc's CPU times (getconf CLK_TCK). */
-export function clockTicks(): number {
-  try {
-    const v = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
-    return v > 0 ? v : 100;
-  } catch {
-    return 100;
-  }
 }
